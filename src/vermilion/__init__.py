@@ -1,0 +1,1 @@
+"""vermilion: fast multi-band deblending."""

@@ -1,0 +1,1 @@
+"""vermilion.sim."""
