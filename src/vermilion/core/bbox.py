@@ -97,6 +97,12 @@ class Box:
         """Slices of this box into an array whose first pixel is coordinate 0."""
         return tuple(slice(o, o + s) for o, s in zip(self.origin, self.shape))
 
+    def slices_in(self, other: Box) -> tuple[slice, ...]:
+        """Slices of this box into an array laid on ``other`` (which must contain it)."""
+        return tuple(
+            slice(o - p, o - p + s) for o, p, s in zip(self.origin, other.origin, self.shape)
+        )
+
     # Rubin-style (x-first) views, for users of lsst.geom.Box2I
     @property
     def xy0(self) -> tuple[int, int]:
@@ -172,9 +178,7 @@ class Box:
             raise ValueError(f"Boxes of different dimension: {self} and {other}")
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Box) and self.shape == other.shape and self.origin == other.origin
-        )
+        return isinstance(other, Box) and self.shape == other.shape and self.origin == other.origin
 
     def __hash__(self) -> int:
         return hash((self.shape, self.origin))
@@ -186,9 +190,7 @@ class Box:
         return Box(self.shape, self.origin)
 
 
-def overlapped_slices(
-    box1: Box, box2: Box
-) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+def overlapped_slices(box1: Box, box2: Box) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
     """Slices of the overlap of two boxes, into arrays laid on ``box1`` and on ``box2``."""
     overlap = box1 & box2
     s1 = tuple(

@@ -182,7 +182,9 @@ class Image:
     def __mul__(self, other):
         if isinstance(other, Image):
             box = self.bbox & other.bbox
-            return Image(self.project(box)._data * other.project(box)._data, self._bands, box.origin)
+            return Image(
+                self.project(box)._data * other.project(box)._data, self._bands, box.origin
+            )
         return self.copy_with(data=self._data * other)
 
     __rmul__ = __mul__

@@ -1,0 +1,335 @@
+"""A blend: the sources of one parent footprint and the observation they are fit to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .bbox import Box, overlapped_slices
+from .component import Component, FactorizedComponent
+from .image import Image
+from .observation import Observation
+from .source import Source
+
+__all__ = ["Blend", "FitDivergenceError"]
+
+
+class FitDivergenceError(ArithmeticError):
+    """A fit produced a non-finite likelihood or gradient.
+
+    Attributes
+    ----------
+    iteration
+        The iteration at which it happened.
+    sources
+        Indices of the sources whose boxes hold non-finite gradient values.
+    """
+
+    def __init__(self, message: str, iteration: int, sources: list[int]) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+        self.sources = sources
+
+
+class Blend:
+    """The sources of one blend and the observation they model.
+
+    Parameters
+    ----------
+    sources
+        The sources (each a sum of components).
+    observation
+        The data, or a `NoDataObservation` for rendering stored models only.
+    metadata
+        Free-form information (e.g. the parent id).
+
+    Attributes
+    ----------
+    loss
+        The log-likelihood recorded at every iteration (of the model before that
+        iteration's update).
+    it
+        Number of iterations run so far (over all calls to `fit`).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        observation: Observation,
+        metadata: dict | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.observation = observation
+        self.metadata = dict(metadata or {})
+        self.loss: list[float] = []
+        self.it = 0
+        self.converged = False
+
+    @property
+    def bbox(self) -> Box:
+        return self.observation.bbox
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.observation.bands
+
+    @property
+    def components(self) -> list[Component]:
+        return [c for s in self.sources for c in s.components]
+
+    # -- models ------------------------------------------------------------------
+
+    def _model_array(self, components: Sequence[Component] | None = None) -> np.ndarray:
+        bbox = self.bbox
+        model = np.zeros((len(self.bands), *bbox.shape), dtype=np.float32)
+        for c in self.components if components is None else components:
+            s_blend, s_comp = overlapped_slices(bbox, c.bbox)
+            model[(slice(None), *s_blend)] += c.model_array()[(slice(None), *s_comp)]
+        return model
+
+    def get_model(self, convolve: bool = False, use_flux: bool = False) -> Image:
+        """The model of the whole blend on its box.
+
+        Parameters
+        ----------
+        convolve
+            Render in the observed seeing (convolve with the difference kernels).
+        use_flux
+            Sum the re-apportioned fluxes instead of the models (already observed;
+            ``convolve`` is then ignored).
+        """
+        if use_flux:
+            model = Image.from_box(self.bbox, self.bands)
+            for source in self.sources:
+                if source.flux is None:
+                    raise ValueError("Fluxes are not re-apportioned: call weight_sources(blend)")
+                model.add(source.flux)
+            return model
+        model = Image(self._model_array(), self.bands, self.bbox.origin)
+        return self.observation.convolve(model) if convolve else model
+
+    @property
+    def log_likelihood(self) -> float:
+        """``-1/2 sum(w (data - rendered model)^2)`` of the current model."""
+        return self.observation.log_likelihood(self._model_array())
+
+    # -- parameterization ------------------------------------------------------------
+
+    def parameterize(self, parameterization: Callable) -> Blend:
+        """Give every component its optimizer parameters.
+
+        ``parameterization(component, observation)`` is called for every component,
+        e.g. ``functools.partial(init_adaprox_component, bg_thresh=0.25)``.
+        """
+        for source in self.sources:
+            source.components = [
+                parameterization(c, self.observation) or c for c in source.components
+            ]
+        return self
+
+    # -- fitting -----------------------------------------------------------------------
+
+    def _check_fittable(self) -> None:
+        if not getattr(self.observation, "has_data", True):
+            raise ValueError(
+                "Cannot fit a blend whose observation holds no image data "
+                "(NoDataObservation): rebuild it with the exposure cutout"
+            )
+
+    def fit(
+        self,
+        max_iter: int,
+        e_rel: float = 1e-4,
+        min_iter: int = 15,
+        resize: int | None = 10,
+    ) -> tuple[int, float]:
+        """Fit all components with their parameters' optimizers.
+
+        Parameters
+        ----------
+        max_iter
+            Maximum number of iterations of this call (a warm restart continues
+            the optimizer state kept in the parameters).
+        e_rel
+            Stop when ``|logL_k - logL_(k-1)| < e_rel * |logL_k|`` ...
+        min_iter
+            ... but not before this many iterations of this call.
+        resize
+            Resize the component boxes every this many iterations (``None``: never).
+
+        Returns
+        -------
+        iterations, logL
+            Total iterations run on this blend and the last recorded log-likelihood.
+
+        Raises
+        ------
+        FitDivergenceError
+            If the likelihood or its gradient is not finite; the blend keeps the
+            model of the last good iteration.
+        """
+        self._check_fittable()
+        obs = self.observation
+        images, weights = obs._images, obs._weights
+        bbox = self.bbox
+        components = self.components
+        self.converged = False
+        start = len(self.loss)
+        for step in range(max_iter):
+            model = self._model_array(components)
+            rendered = obs.diff_kernel(model)
+            residual = rendered - images
+            weighted = weights * residual
+            log_l = -0.5 * float(np.dot(weighted.ravel(), residual.ravel()))
+            grad = obs.diff_kernel(weighted, grad=True)
+            if not (np.isfinite(log_l) and np.isfinite(float(grad.sum()))):
+                self._raise_divergence(log_l, grad)
+            self.loss.append(log_l)
+            for c in components:
+                s_blend, s_comp = overlapped_slices(bbox, c.bbox)
+                if c.bbox.shape == tuple(s.stop - s.start for s in s_blend):
+                    c.update(self.it, grad[(slice(None), *s_blend)])
+                else:
+                    g = np.zeros(c.shape, dtype=grad.dtype)
+                    g[(slice(None), *s_comp)] = grad[(slice(None), *s_blend)]
+                    c.update(self.it, g)
+            self.it += 1
+            if resize and self.it % resize == 0:
+                for c in components:
+                    c.resize(bbox)
+            n = len(self.loss) - start
+            if n > min_iter and abs(self.loss[-1] - self.loss[-2]) < e_rel * abs(self.loss[-1]):
+                self.converged = True
+                break
+        return self.it, self.loss[-1] if self.loss else self.log_likelihood
+
+    def _raise_divergence(self, log_l: float, grad: np.ndarray) -> None:
+        bad = []
+        for i, source in enumerate(self.sources):
+            for c in source.components:
+                s_blend, _ = overlapped_slices(self.bbox, c.bbox)
+                if not np.all(np.isfinite(grad[(slice(None), *s_blend)])):
+                    bad.append(i)
+                    break
+        ids = [self.sources[i].metadata.get("id", i) for i in bad]
+        raise FitDivergenceError(
+            f"Fit diverged at iteration {self.it}: logL={log_l}; non-finite gradient in the "
+            f"boxes of sources {bad} (ids {ids}); the blend keeps its last good model",
+            self.it,
+            bad,
+        )
+
+    def fit_spectra(self, clip: bool = False) -> Blend:
+        """Solve all factorized components' spectra at once, given their morphologies.
+
+        Linear least squares in every band, from the normal equations built over
+        the overlaps of the components' convolved boxes (not a dense solve over
+        all pixels). Works whether or not the components are parameterized.
+
+        Parameters
+        ----------
+        clip
+            Floor negative spectra at each component's floor (a component with a
+            negative flux is unphysical).
+        """
+        self._check_fittable()
+        obs = self.observation
+        factorized = [c for c in self.components if isinstance(c, FactorizedComponent)]
+        if not factorized:
+            return self
+        others = [c for c in self.components if not isinstance(c, FactorizedComponent)]
+        data = obs._images
+        if others:
+            data = data - obs.diff_kernel(self._model_array(others))
+        weights = obs._weights
+        bbox = self.bbox
+        kernel = obs.diff_kernel
+        ry, rx = kernel.radius
+        boxes, convolved = [], []
+        for c in factorized:
+            box = c.bbox.grow((ry, rx)) & bbox
+            plane = np.zeros(box.shape, dtype=np.float32)
+            s_box, s_comp = overlapped_slices(box, c.bbox)
+            plane[s_box] = c.morph[s_comp]
+            convolved.append(kernel.convolve_plane(plane))
+            boxes.append(box)
+        n_bands, k = len(self.bands), len(factorized)
+        lo = np.array([b.origin for b in boxes])
+        hi = np.array([b.stop for b in boxes])
+        overlap = np.all(
+            (np.maximum(lo[:, None], lo[None]) < np.minimum(hi[:, None], hi[None])), axis=-1
+        )
+        normal = np.zeros((n_bands, k, k))
+        rhs = np.zeros((n_bands, k))
+        for i in range(k):
+            s_img = (slice(None), *boxes[i].slices_in(bbox))
+            wc = weights[s_img] * convolved[i]
+            rhs[:, i] = np.einsum("bhw,bhw->b", wc, data[s_img], dtype=np.float64)
+            for j in np.flatnonzero(overlap[i, i:]) + i:
+                si, sj = overlapped_slices(boxes[i], boxes[j])
+                value = np.einsum(
+                    "bhw,bhw->b",
+                    wc[(slice(None), *si)],
+                    convolved[j][(slice(None), *sj)],
+                    dtype=np.float64,
+                )
+                normal[:, i, j] = value
+                normal[:, j, i] = value
+        spectra = np.empty((n_bands, k))
+        for b in range(n_bands):
+            diag = np.diag(normal[b]).copy()
+            # Components without weight in this band cannot be constrained: pin them at 0.
+            free = diag > 0
+            spectra[b] = 0
+            if free.any():
+                sub = normal[b][np.ix_(free, free)]
+                try:
+                    spectra[b, free] = np.linalg.solve(sub, rhs[b, free])
+                except np.linalg.LinAlgError:
+                    spectra[b, free] = np.linalg.lstsq(sub, rhs[b, free], rcond=None)[0]
+        for i, c in enumerate(factorized):
+            spectrum = spectra[:, i]
+            spectrum = np.where(np.isfinite(spectrum), spectrum, c.floor)
+            if clip:
+                spectrum = np.maximum(spectrum, c.floor)
+            c.set_spectrum(spectrum)
+        return self
+
+    # -- flux re-apportioning ---------------------------------------------------------------
+
+    def conserve_flux(self, mask_footprint: bool = True) -> Blend:
+        """Re-apportion the observed flux between the sources (see `weight_sources`)."""
+        self._check_fittable()
+        obs = self.observation
+        bbox = self.bbox
+        ry, rx = obs.diff_kernel.radius
+        rendered = []
+        total = np.zeros(obs.shape, dtype=np.float32)
+        for source in self.sources:
+            if source.is_null:
+                rendered.append(None)
+                continue
+            box = source.bbox.grow((ry, rx)) & bbox
+            model = np.abs(obs.diff_kernel(source.get_model(box).data))
+            rendered.append((box, model))
+            total[(slice(None), *box.slices_in(bbox))] += model
+        images = obs._images
+        if mask_footprint:
+            images = np.where(obs._weights > 0, images, 0)
+        for source, entry in zip(self.sources, rendered):
+            if entry is None:
+                source.flux, source.flux_box = None, None
+                continue
+            box, model = entry
+            s_img = (slice(None), *box.slices_in(bbox))
+            denom = total[s_img]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(denom > 0, model / denom, 0)
+            np.clip(ratio, 0, 1, out=ratio)
+            source.flux = Image((ratio * images[s_img]).astype(np.float32), self.bands, box.origin)
+            source.flux_box = box
+        return self
+
+    def __repr__(self) -> str:
+        return f"Blend(sources={len(self.sources)}, bbox={self.bbox}, it={self.it})"

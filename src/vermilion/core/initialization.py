@@ -1,0 +1,384 @@
+"""Initial source models from a chi^2 detection image, and ready parameterizations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import numpy as np
+
+from .bbox import Box
+from .blend import Blend
+from .component import Component, CubeComponent, FactorizedComponent
+from .observation import Observation
+from .operators import prox_monotonic
+from .parameters import AdaproxParameter, FistaParameter, relative_step
+from .source import Source
+
+__all__ = [
+    "Chi2InitParameters",
+    "chi2_detection_image",
+    "deconvolved_detection_image",
+    "init_adaprox_component",
+    "init_all_sources",
+    "init_compact_source",
+    "init_fista_component",
+    "init_main_source",
+    "parameterize_sources",
+]
+
+
+def chi2_detection_image(observation: Observation) -> np.ndarray:
+    """The inverse-variance weighted coadd of all bands, in units of its own noise.
+
+    ``sum_b image_b / rms_b^2 / sqrt(sum_b 1 / rms_b^2)``: a pixel's value is its
+    signal-to-noise ratio for a flat spectrum. Pixels of zero weight count as 0.
+    """
+    rms = np.asarray(observation.noise_rms, dtype=np.float64)
+    inv = np.where(np.isfinite(rms) & (rms > 0), 1 / rms**2, 0)
+    if not np.any(inv):
+        raise ValueError("No band has a finite positive noise: cannot build a detection image")
+    images = np.where(observation._weights > 0, observation._images, 0)
+    detect = np.tensordot(inv, images, axes=1) / np.sqrt(inv.sum())
+    return detect.astype(np.float32)
+
+
+def deconvolved_detection_image(
+    observation: Observation, regularization: float = 0.01
+) -> np.ndarray:
+    """A chi^2 detection image in model space (narrow model PSF), in units of its noise.
+
+    Every band is deconvolved by its difference kernel with a Wiener filter
+    ``conj(K) / (|K|^2 + regularization)``, then the bands are coadded with
+    inverse-variance weights; the result is divided by its (analytic) noise.
+    Initial morphologies cut from it are not convolved twice, so the fit starts
+    much closer to the solution than from the observed-seeing detection image.
+    """
+    from scipy import fft
+
+    rms = np.asarray(observation.noise_rms, dtype=np.float64)
+    inv = np.where(np.isfinite(rms) & (rms > 0), 1 / rms**2, 0)
+    if not np.any(inv):
+        raise ValueError("No band has a finite positive noise: cannot build a detection image")
+    images = np.where(observation._weights > 0, observation._images, 0)
+    h, w = images.shape[-2:]
+    fshape, kf, kf_conj = observation.diff_kernel._transforms((h, w))
+    wiener = kf_conj / (np.abs(kf) ** 2 + regularization)
+    deconvolved = fft.irfft2(fft.rfft2(images, s=fshape, workers=1) * wiener, s=fshape, workers=1)[
+        :, :h, :w
+    ]
+    gain = np.sqrt(np.sum(fft.irfft2(wiener, s=fshape, workers=1) ** 2, axis=(1, 2)))
+    noise = np.sqrt(np.sum(gain**2 * inv))
+    return (np.tensordot(inv, deconvolved, axes=1) / noise).astype(np.float32)
+
+
+class Chi2InitParameters:
+    """What is needed to initialize sources on an observation.
+
+    Parameters
+    ----------
+    observation
+        The observation the sources are fit to.
+    centers
+        Optional ``(y, x)`` peaks (absolute), used by `init_all_sources`.
+    detect
+        Detection image in the observed seeing, in S/N units (default:
+        `chi2_detection_image`).
+    morph_detect
+        Image the morphologies are cut from, in S/N units (default:
+        `deconvolved_detection_image`; pass ``detect`` to use the observed seeing);
+        its value at a peak decides between a compact and an extended source.
+    min_snr
+        Peaks below this detection S/N start as compact (model-PSF) sources.
+    thresh
+        Morphologies are cut where the detection image falls below this S/N.
+    max_components
+        1, or 2 to model bright sources as a compact "bulge" and an extended "disk".
+    bulge_fraction
+        With two components, the morphology is split at this fraction of its peak:
+        the "bulge" holds what lies above, the "disk" the rest.
+    padding
+        Pixels kept around the initial morphology.
+    """
+
+    def __init__(
+        self,
+        observation: Observation,
+        centers: Sequence[tuple[int, int]] | None = None,
+        detect: np.ndarray | None = None,
+        min_snr: float = 50,
+        thresh: float = 1.0,
+        max_components: int = 2,
+        bulge_fraction: float = 0.5,
+        padding: int = 2,
+        bg_thresh: float = 0.25,
+        morph_detect: np.ndarray | None = None,
+    ) -> None:
+        if not getattr(observation, "has_data", True):
+            raise ValueError("Cannot initialize sources on an observation without image data")
+        if max_components not in (1, 2):
+            raise ValueError(f"max_components must be 1 or 2, got {max_components}")
+        self.observation = observation
+        self.centers = None if centers is None else [tuple(int(v) for v in c) for c in centers]
+        if detect is None:
+            detect = chi2_detection_image(observation)
+        elif detect.shape != observation.bbox.shape:
+            raise ValueError(f"detect shape {detect.shape} differs from {observation.bbox.shape}")
+        self.detect = np.asarray(detect, dtype=np.float32)
+        if morph_detect is None:
+            morph_detect = deconvolved_detection_image(observation)
+        elif morph_detect.shape != observation.bbox.shape:
+            raise ValueError(
+                f"morph_detect shape {morph_detect.shape} differs from {observation.bbox.shape}"
+            )
+        self.morph_detect = np.asarray(morph_detect, dtype=np.float32)
+        self.min_snr = min_snr
+        self.thresh = thresh
+        self.max_components = max_components
+        self.bulge_fraction = bulge_fraction
+        self.padding = padding
+        self.bg_thresh = bg_thresh
+
+
+def _check_center(center, bbox: Box) -> tuple[int, int]:
+    try:
+        cy, cx = (int(round(float(v))) for v in center)
+    except (TypeError, ValueError):
+        raise ValueError(f"peak {center!r} is not a (y, x) pixel position") from None
+    if not bbox.contains((cy, cx)):
+        raise ValueError(f"peak (y, x)={center} lies outside the observation box {bbox}")
+    return cy, cx
+
+
+def _peak_spectrum(
+    observation: Observation, morph: np.ndarray, box: Box, center: tuple[int, int]
+) -> np.ndarray:
+    """Spectrum that makes the convolved morphology match the data at the peak."""
+    kernels = observation.diff_kernel.kernels
+    ry, rx = observation.diff_kernel.radius
+    window = Box((2 * ry + 1, 2 * rx + 1), (center[0] - ry, center[1] - rx))
+    plane = np.zeros(window.shape, dtype=np.float32)
+    s_win, s_box = window.overlapped_slices(box)
+    plane[s_win] = morph[s_box]
+    # (k * m)(center) = sum_d k(d) m(center - d): the flipped window against the kernel
+    rendered_peak = np.einsum("bhw,hw->b", kernels, plane[::-1, ::-1])
+    oy, ox = observation.bbox.origin
+    observed = observation._images[:, center[0] - oy, center[1] - ox]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spectrum = np.where(rendered_peak > 0, observed / rendered_peak, 0)
+    return np.maximum(spectrum, 1e-20).astype(np.float32)
+
+
+def init_compact_source(center: tuple[int, int], init: Chi2InitParameters) -> Source:
+    """A source whose morphology is the model PSF centred on ``center``."""
+    obs = init.observation
+    cy, cx = _check_center(center, obs.bbox)
+    psf = obs.model_psf
+    hy, hx = psf.shape[0] // 2, psf.shape[1] // 2
+    full = Box(psf.shape, (cy - hy, cx - hx))
+    box = full & obs.bbox
+    morph = psf[box.slices_in(full)].copy()
+    morph /= morph.max()
+    spectrum = _peak_spectrum(obs, morph, box, (cy, cx))
+    comp = FactorizedComponent(
+        obs.bands, spectrum, morph, box, (cy, cx), bg_rms=obs.noise_rms, bg_thresh=init.bg_thresh
+    )
+    return Source([comp], {"peak": (cy, cx)})
+
+
+def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Source:
+    """Initialize one source at pixel ``center`` (absolute ``(y, x)``).
+
+    The morphology is the detection image made symmetric about the peak
+    (pixel-wise minimum with its 180-degree rotation), projected to be monotonic,
+    cut at ``init.thresh`` and trimmed to a box. Peaks fainter than
+    ``init.min_snr`` start as compact sources; with ``init.max_components == 2``
+    bright sources get a bulge and a disk component.
+    """
+    obs = init.observation
+    cy, cx = _check_center(center, obs.bbox)
+    oy, ox = obs.bbox.origin
+    ly, lx = cy - oy, cx - ox
+    snr = float(init.morph_detect[ly, lx])
+    if snr < init.min_snr or snr <= init.thresh:
+        return init_compact_source((cy, cx), init)
+    h, w = init.morph_detect.shape
+    morph = init.morph_detect.copy()
+    ry, rx = min(ly, h - 1 - ly), min(lx, w - 1 - lx)
+    window = (slice(ly - ry, ly + ry + 1), slice(lx - rx, lx + rx + 1))
+    region = morph[window]
+    np.minimum(region, region[::-1, ::-1], out=region)
+    morph = prox_monotonic(morph, (ly, lx))
+    morph[morph < init.thresh] = 0
+    local = Box.from_data(morph, 0)
+    if local.is_empty:
+        return init_compact_source((cy, cx), init)
+    local = (local.grow(init.padding) & Box((h, w))) | Box((1, 1), (ly, lx))
+    morph = morph[local.slices]
+    morph /= morph.max()
+    box = local.shifted_by(obs.bbox.origin)
+    spectrum = _peak_spectrum(obs, morph, box, (cy, cx))
+    kwargs = {"bg_rms": obs.noise_rms, "bg_thresh": init.bg_thresh}
+    if init.max_components == 1:
+        comps = [FactorizedComponent(obs.bands, spectrum, morph, box, (cy, cx), **kwargs)]
+    else:
+        f = init.bulge_fraction
+        bulge = np.maximum(morph - f, 0) / (1 - f)
+        disk = np.minimum(morph, f) / f
+        bulge_box = Box.from_data(bulge, 0).shifted_by(box.origin) | Box((1, 1), (cy, cx))
+        bulge = bulge[bulge_box.slices_in(box)]
+        bulge[cy - bulge_box.origin[0], cx - bulge_box.origin[1]] = 1
+        comps = [
+            FactorizedComponent(
+                obs.bands, spectrum * (1 - f), bulge, bulge_box, (cy, cx), **kwargs
+            ),
+            FactorizedComponent(obs.bands, spectrum * f, disk, box, (cy, cx), **kwargs),
+        ]
+    return Source(comps, {"peak": (cy, cx)})
+
+
+def init_all_sources(
+    observation: Observation,
+    centers: Sequence[tuple[int, int]],
+    detect: np.ndarray | None = None,
+    min_snr: float = 50,
+    thresh: float = 1.0,
+    max_components: int = 2,
+    bg_thresh: float = 0.25,
+    fit_spectra: bool = True,
+    clip: bool = True,
+) -> list[Source]:
+    """Initialize one source per center and fit all spectra at once.
+
+    Parameters
+    ----------
+    observation
+        The observation.
+    centers
+        ``(y, x)`` absolute peak positions.
+    detect, min_snr, thresh, max_components, bg_thresh
+        See `Chi2InitParameters`.
+    fit_spectra
+        Solve the spectra of all components jointly by least squares afterwards.
+    clip
+        Floor negative fitted spectra.
+
+    Returns
+    -------
+    sources : list of `Source`
+    """
+    init = Chi2InitParameters(
+        observation,
+        centers,
+        detect,
+        min_snr=min_snr,
+        thresh=thresh,
+        max_components=max_components,
+        bg_thresh=bg_thresh,
+    )
+    sources = [init_main_source(c, init) for c in init.centers]
+    if fit_spectra and sources:
+        Blend(sources, observation).fit_spectra(clip=clip)
+    return sources
+
+
+# ---- parameterizations ----------------------------------------------------------------
+
+
+def init_adaprox_component(
+    component: Component,
+    observation: Observation,
+    bg_thresh: float | None = None,
+    max_prox_iter: int = 1,
+    scheme: str = "amsgrad",
+    morph_step: float = 1e-2,
+    spectrum_factor: float = 1e-2,
+    noise_factor: float = 0.1,
+    first_step_damping: float = 10.0,
+) -> Component:
+    """Give a component proximal-ADAM parameters (the Rubin pipelines' steps).
+
+    The spectrum's step is ``max(spectrum_factor * mean(spectrum), noise_factor *
+    noise_rms)``; the morphology's a fixed ``morph_step`` (it is normalised to a
+    maximum of 1). Use with `functools.partial` to set the keywords.
+    """
+    if isinstance(component, FactorizedComponent):
+        if bg_thresh is not None:
+            component.bg_thresh = bg_thresh
+        if getattr(observation, "has_data", True):
+            component.bg_rms = np.asarray(observation.noise_rms, dtype=np.float32)
+        component._spectrum = AdaproxParameter(
+            component.spectrum.astype(np.float32),
+            step=partial(
+                relative_step,
+                factor=spectrum_factor,
+                minimum=noise_factor * np.asarray(observation.noise_rms),
+            ),
+            prox=component.prox_spectrum,
+            scheme=scheme,
+            max_prox_iter=max_prox_iter,
+            first_step_damping=first_step_damping,
+        )
+        component._morph = AdaproxParameter(
+            component.morph.astype(np.float32),
+            step=morph_step,
+            prox=component.prox_morph,
+            scheme=scheme,
+            max_prox_iter=max_prox_iter,
+            first_step_damping=first_step_damping,
+        )
+    elif isinstance(component, CubeComponent):
+        component._model = AdaproxParameter(
+            component.model.astype(np.float32),
+            step=partial(relative_step, factor=spectrum_factor),
+            prox=component.prox_model,
+            scheme=scheme,
+            max_prox_iter=max_prox_iter,
+        )
+    return component
+
+
+def init_fista_component(
+    component: Component,
+    observation: Observation,
+    bg_thresh: float | None = None,
+) -> Component:
+    """Give a component FISTA parameters with steps from the Lipschitz bound of each factor.
+
+    For the spectrum, ``1 / (max(w) * sum(morph^2))``; for the morphology,
+    ``1 / (max(w) * sum(spectrum^2))``, where ``w`` are the weights in the
+    component's box.
+    """
+    if not isinstance(component, FactorizedComponent):
+        return component
+    if bg_thresh is not None:
+        component.bg_thresh = bg_thresh
+    component.bg_rms = np.asarray(observation.noise_rms, dtype=np.float32)
+    box = component.bbox & observation.bbox
+    w = observation._weights[(slice(None), *box.slices_in(observation.bbox))]
+    w_max = float(w.max()) if w.size and w.max() > 0 else 1.0
+
+    def spectrum_step(_x, comp=component):
+        return 1 / (w_max * max(float(np.sum(comp.morph**2)), 1e-20))
+
+    def morph_step(_x, comp=component):
+        return 1 / (w_max * max(float(np.sum(comp.spectrum**2)), 1e-20))
+
+    component._spectrum = FistaParameter(
+        component.spectrum.astype(np.float32), spectrum_step, prox=component.prox_spectrum
+    )
+    component._morph = FistaParameter(
+        component.morph.astype(np.float32), morph_step, prox=component.prox_morph
+    )
+    return component
+
+
+def parameterize_sources(
+    sources: Sequence[Source],
+    observation: Observation,
+    parameterization: Callable[[Component, Observation], Component],
+) -> list[Source]:
+    """Apply ``parameterization(component, observation)`` to every component of every source."""
+    for source in sources:
+        source.components = [parameterization(c, observation) or c for c in source.components]
+    return list(sources)

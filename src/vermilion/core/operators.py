@@ -1,0 +1,126 @@
+"""Proximal operators (constraints) of the engine.
+
+The monotonicity projection is the hot loop: it runs in compiled C
+(`vermilion.core._operators`) over a table of offsets sorted by distance from
+the peak and of neighbour weights, both computed once for the largest box
+needed and sliced (they depend only on the offset from the peak).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _operators
+
+__all__ = [
+    "MonotonicityTables",
+    "find_peak",
+    "get_monotonicity_tables",
+    "prox_connected",
+    "prox_monotonic",
+    "prox_sparsity",
+]
+
+_NBR = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
+
+
+class MonotonicityTables:
+    """Offsets sorted by distance from the peak and the weights of their 8 neighbours.
+
+    The weight of a neighbour is the cosine of the angle between the pixel's
+    direction to the peak and its direction to that neighbour, kept only for
+    neighbours strictly closer to the peak, normalised to sum to 1.
+    """
+
+    def __init__(self, radius: int) -> None:
+        radius = int(radius)
+        self.radius = radius
+        r = np.arange(-radius, radius + 1)
+        dy, dx = np.meshgrid(r, r, indexing="ij")
+        d2 = dy * dy + dx * dx
+        order = np.argsort(d2, axis=None, kind="stable")
+        self.order_dy = np.ascontiguousarray(dy.ravel()[order], dtype=np.int32)
+        self.order_dx = np.ascontiguousarray(dx.ravel()[order], dtype=np.int32)
+        dist = np.sqrt(d2).astype(np.float64)
+        weights = np.zeros((*dy.shape, 8))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for j, (ny, nx) in enumerate(_NBR):
+                # neighbour offset relative to the peak
+                my, mx = dy + ny, dx + nx
+                closer = my * my + mx * mx < d2
+                cos = -(dy * ny + dx * nx) / (dist * np.hypot(ny, nx))
+                weights[..., j] = np.where(closer & (cos > 0), cos, 0)
+        total = weights.sum(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weights = np.where(total > 0, weights / total, 0)
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+
+
+_TABLES: MonotonicityTables | None = None
+
+
+def get_monotonicity_tables(radius: int) -> MonotonicityTables:
+    """Shared tables covering at least ``radius`` (grown on demand, never shrunk)."""
+    global _TABLES
+    if _TABLES is None or _TABLES.radius < radius:
+        size = 32
+        while size < radius:
+            size *= 2
+        _TABLES = MonotonicityTables(size)
+    return _TABLES
+
+
+def find_peak(morph: np.ndarray, peak: tuple[int, int], radius: int) -> tuple[int, int]:
+    """Brightest pixel within ``radius`` of ``peak`` (the peak itself on ties)."""
+    if radius <= 0:
+        return peak
+    py, px = peak
+    y0, x0 = max(py - radius, 0), max(px - radius, 0)
+    window = morph[y0 : py + radius + 1, x0 : px + radius + 1]
+    if window.size == 0:
+        return peak
+    iy, ix = np.unravel_index(int(np.argmax(window)), window.shape)
+    if window[iy, ix] > morph[py, px]:
+        return (y0 + int(iy), x0 + int(ix))
+    return peak
+
+
+def prox_monotonic(morph: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
+    """Project ``morph`` (2D, in place when float32 and contiguous) to be monotonic about ``peak``.
+
+    Every pixel, visited in order of distance from the peak, is lowered to the
+    weighted mean of its closer 8-neighbours when brighter than it. The result
+    satisfies the constraint everywhere, and the operator is idempotent.
+
+    Returns the projected array (the same object when it could work in place).
+    """
+    if morph.dtype != np.float32 or not morph.flags.c_contiguous:
+        morph = np.ascontiguousarray(morph, dtype=np.float32)
+    h, w = morph.shape
+    py, px = int(peak[0]), int(peak[1])
+    if not (0 <= py < h and 0 <= px < w):
+        raise ValueError(f"peak {peak} is outside the morphology of shape {morph.shape}")
+    tables = get_monotonicity_tables(max(py, h - 1 - py, px, w - 1 - px))
+    _operators.monotonic_project(
+        morph, h, w, py, px, tables.order_dy, tables.order_dx, tables.weights, tables.radius
+    )
+    return morph
+
+
+def prox_sparsity(morph: np.ndarray, threshold: float) -> np.ndarray:
+    """Zero every pixel below ``threshold`` (in place) and clip negatives to 0."""
+    morph[morph < max(threshold, 0)] = 0
+    return morph
+
+
+def prox_connected(morph: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
+    """Zero the non-zero pixels that are not 8-connected to the peak (in place)."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(morph > 0, structure=np.ones((3, 3), dtype=bool))
+    keep = labels[peak]
+    if keep == 0:
+        morph[...] = 0
+    else:
+        morph[labels != keep] = 0
+    return morph
