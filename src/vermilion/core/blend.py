@@ -176,7 +176,7 @@ class Blend:
         components = self.components
         self.converged = False
         start = len(self.loss)
-        for step in range(max_iter):
+        for _step in range(max_iter):
             model = self._model_array(components)
             rendered = obs.diff_kernel(model)
             residual = rendered - images

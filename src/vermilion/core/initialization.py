@@ -142,7 +142,7 @@ class Chi2InitParameters:
 
 def _check_center(center, bbox: Box) -> tuple[int, int]:
     try:
-        cy, cx = (int(round(float(v))) for v in center)
+        cy, cx = (round(float(v)) for v in center)
     except (TypeError, ValueError):
         raise ValueError(f"peak {center!r} is not a (y, x) pixel position") from None
     if not bbox.contains((cy, cx)):
