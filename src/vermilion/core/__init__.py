@@ -18,7 +18,13 @@ from .initialization import (
     parameterize_sources,
 )
 from .measure import weight_sources
-from .observation import Convolver, NoDataObservation, Observation, estimate_noise_rms
+from .observation import (
+    Convolver,
+    NoDataObservation,
+    Observation,
+    estimate_noise_rms,
+    observation_from_exposure,
+)
 from .operators import prox_connected, prox_monotonic, prox_sparsity
 from .parameters import (
     AdaproxParameter,
@@ -57,6 +63,7 @@ __all__ = [
     "init_fista_component",
     "init_main_source",
     "integrated_gaussian",
+    "observation_from_exposure",
     "overlapped_slices",
     "parameter",
     "parameterize_sources",

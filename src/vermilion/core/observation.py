@@ -11,7 +11,13 @@ from .bbox import Box
 from .image import Image
 from .psf import difference_kernels, integrated_gaussian, validate_psfs
 
-__all__ = ["Convolver", "NoDataObservation", "Observation", "estimate_noise_rms"]
+__all__ = [
+    "Convolver",
+    "NoDataObservation",
+    "Observation",
+    "estimate_noise_rms",
+    "observation_from_exposure",
+]
 
 
 def _fft():
@@ -154,7 +160,7 @@ class Observation:
         n_bands = images.shape[0]
         if bands is None:
             bands = tuple(str(b) for b in range(n_bands))
-        bands = tuple(bands)
+        bands = tuple(str(b) for b in bands)
         if len(bands) != n_bands:
             raise ValueError(f"{len(bands)} band names for {n_bands} image bands")
         if bbox is None:
@@ -209,7 +215,7 @@ class Observation:
     def _init_psfs(self, psfs, model_psf, bands, bbox, convolution_mode, padding) -> None:
         if convolution_mode not in ("fft", "real"):
             raise ValueError(f"convolution_mode must be 'fft' or 'real', got {convolution_mode!r}")
-        self.bands = tuple(bands)
+        self.bands = tuple(str(b) for b in bands)
         self.bbox = bbox
         self.psfs = validate_psfs(psfs, self.bands)
         if model_psf is None:
@@ -342,3 +348,68 @@ class NoDataObservation(Observation):
 
     def log_likelihood(self, model, rendered: bool = False) -> float:
         self._no_data("compute a likelihood")
+
+
+def observation_from_exposure(
+    mexposure,
+    bbox: Box | None = None,
+    footprint=None,
+    bad_mask: int = 0,
+    model_psf: np.ndarray | None = None,
+    use_weights: bool = True,
+    convolution_mode: str = "fft",
+) -> Observation:
+    """The observation of one blend, built from a multi-band exposure exactly as the pipeline does.
+
+    Parameters
+    ----------
+    mexposure
+        Anything with ``images``, ``variance`` (and optionally ``mask``) arrays of
+        shape ``(bands, H, W)``, ``psfs`` ``(bands, ph, pw)``, ``bands`` and ``bbox``
+        (a `Box` giving the arrays' place in the parent image); e.g. a
+        `vermilion.MultibandExposure` or a cutout of one.
+    bbox
+        The blend's box (default: the whole exposure). It must lie inside the
+        exposure's box.
+    footprint
+        Optional parent footprint (``.bbox`` and ``.spans.as_array()``): pixels
+        outside it get zero weight.
+    bad_mask
+        Mask bits whose pixels get zero weight.
+    model_psf
+        The model-space PSF (default: integrated Gaussian, sigma 0.8 px, 11 px).
+    use_weights
+        Inverse-variance weights (``True``) or uniform weights over the valid pixels.
+    """
+    ebox = mexposure.bbox if isinstance(mexposure.bbox, Box) else Box(*mexposure.bbox)
+    if bbox is None:
+        bbox = ebox
+    if (bbox & ebox) != bbox:
+        raise ValueError(f"The blend box {bbox} is not covered by the exposure box {ebox}")
+    cut = (slice(None), *bbox.slices_in(ebox))
+    images = np.asarray(mexposure.images)[cut]
+    variance = np.asarray(mexposure.variance)[cut]
+    valid = np.isfinite(images) & np.isfinite(variance) & (variance > 0)
+    mask = getattr(mexposure, "mask", None)
+    if mask is not None and bad_mask:
+        valid &= (np.asarray(mask)[cut] & bad_mask) == 0
+    if footprint is not None:
+        inside = np.zeros(bbox.shape, dtype=bool)
+        fbox = footprint.bbox if isinstance(footprint.bbox, Box) else footprint.getBBox()
+        s_blend, s_fp = bbox.overlapped_slices(fbox)
+        inside[s_blend] = footprint.spans.as_array()[s_fp]
+        valid &= inside[None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(valid, 1 / variance if use_weights else 1, 0).astype(np.float32)
+    images = np.where(valid, images, 0)
+    variance = np.where(valid, variance, np.inf)
+    return Observation(
+        images,
+        np.where(np.isfinite(variance), variance, 1).astype(np.float32),
+        weights=weights,
+        psfs=mexposure.psfs,
+        model_psf=model_psf,
+        bands=tuple(mexposure.bands),
+        bbox=bbox,
+        convolution_mode=convolution_mode,
+    )
