@@ -23,7 +23,8 @@ class FitDivergenceError(ArithmeticError):
     iteration
         The iteration at which it happened.
     sources
-        Indices of the sources whose boxes hold non-finite gradient values.
+        Indices of the sources whose model is not finite (or, when every model is
+        finite, whose boxes hold non-finite gradient values).
     """
 
     def __init__(self, message: str, iteration: int, sources: list[int]) -> None:
@@ -205,8 +206,15 @@ class Blend:
         return self.it, self.loss[-1] if self.loss else self.log_likelihood
 
     def _raise_divergence(self, log_l: float, grad: np.ndarray) -> None:
-        bad = []
-        for i, source in enumerate(self.sources):
+        # A non-finite model value spreads through the FFT to the whole blend's
+        # gradient, so name the sources whose own model is not finite first and
+        # fall back to the gradient boxes only when every model is finite.
+        bad = [
+            i
+            for i, source in enumerate(self.sources)
+            if any(not np.all(np.isfinite(c.model_array())) for c in source.components)
+        ]
+        for i, source in enumerate(self.sources if not bad else ()):
             for c in source.components:
                 s_blend, _ = overlapped_slices(self.bbox, c.bbox)
                 if not np.all(np.isfinite(grad[(slice(None), *s_blend)])):
@@ -214,8 +222,8 @@ class Blend:
                     break
         ids = [self.sources[i].metadata.get("id", i) for i in bad]
         raise FitDivergenceError(
-            f"Fit diverged at iteration {self.it}: logL={log_l}; non-finite gradient in the "
-            f"boxes of sources {bad} (ids {ids}); the blend keeps its last good model",
+            f"Fit diverged at iteration {self.it}: logL={log_l}; non-finite model or gradient of "
+            f"sources {bad} (ids {ids}); the blend keeps its last good model",
             self.it,
             bad,
         )
