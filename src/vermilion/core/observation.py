@@ -44,11 +44,13 @@ class Convolver:
         entry = self._cache.get(shape)
         if entry is None:
             fft = _fft()
-            fshape = (
-                fft.next_fast_len(shape[0] + self.radius[0], real=True),
-                fft.next_fast_len(shape[1] + self.radius[1], real=True),
-            )
             kh, kw = self.kernels.shape[-2:]
+            # Pad so the output does not wrap (shape + radius) and the whole
+            # kernel fits (an image smaller than the kernel would not hold it).
+            fshape = (
+                fft.next_fast_len(max(shape[0] + self.radius[0], kh), real=True),
+                fft.next_fast_len(max(shape[1] + self.radius[1], kw), real=True),
+            )
             padded = np.zeros((self.kernels.shape[0], *fshape), dtype=np.float32)
             padded[:, :kh, :kw] = self.kernels
             padded = np.roll(padded, (-self.radius[0], -self.radius[1]), axis=(-2, -1))
