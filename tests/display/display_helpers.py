@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-import pytest
 
-matplotlib.use("Agg")
-
-from vermilion.core.bbox import Box
-from vermilion.core.blend import Blend
-from vermilion.core.component import FactorizedComponent
-from vermilion.core.observation import Observation
+from vermilion.core import Blend, Box, FactorizedComponent, Observation, Source
 from vermilion.core.psf import integrated_gaussian
-from vermilion.core.source import Source
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BAND_NAMES = ("u", "g", "r", "i", "z", "y")
@@ -83,8 +75,3 @@ def make_blend(
     variance = np.full_like(images, noise**2)
     observation = Observation(images, variance, psfs=psfs, bands=bands, bbox=bbox)
     return Blend(sources, observation)
-
-
-@pytest.fixture
-def blend_factory():
-    return make_blend

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from display_helpers import make_blend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from conftest import make_blend
 from PIL import Image as PILImage
 
 from vermilion.core import Blend, NoDataObservation, weight_sources

@@ -9,7 +9,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import DATA, blue_spectrum, make_blend, red_spectrum
+from display_helpers import DATA, blue_spectrum, make_blend, red_spectrum
 from PIL import Image as PILImage
 
 from vermilion.core import (

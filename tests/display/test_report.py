@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_blend
+from display_helpers import make_blend
 
 from vermilion.display import normalize_flags, write_report
 
