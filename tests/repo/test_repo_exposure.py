@@ -202,9 +202,7 @@ def test_user_coadd_layouts(tmp_path):
     assert exp.variance[1, 1] == pytest.approx(0.25) and np.isinf(exp.variance[0, 0])
     assert exp.band == "i" and exp.bbox == Box((20, 30), (5, 6)) and exp.wcs is None
     # compressed image with LTV origin and a WCS
-    img_hdu = fits.CompImageHDU(
-        image, name="IMAGE", compression_type="GZIP_2", quantize_level=0.0
-    )
+    img_hdu = fits.CompImageHDU(image, name="IMAGE", compression_type="GZIP_2", quantize_level=0.0)
     img_hdu.header.update(tan_wcs().to_header())
     img_hdu.header["LTV1"], img_hdu.header["LTV2"] = -40, -30
     fits.HDUList(

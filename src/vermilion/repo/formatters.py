@@ -45,7 +45,10 @@ class _VermilionFormatter(FormatterV2):
 
     def _what(self) -> str:
         ref = self.dataset_ref
-        data_id = ", ".join(f"{k}={v!r}" for k, v in ref.dataId.required.items())
+        values = dict(ref.dataId.required)
+        order = [k for k in ("skymap", "tract", "patch", "band") if k in values]
+        order += [k for k in values if k not in order]
+        data_id = ", ".join(f"{k}={values[k]!r}" for k in order)
         return f"{ref.datasetType.name}@{{{data_id}}} (run {ref.run!r})"
 
     def _reraise(self, exc: Exception) -> None:

@@ -10,7 +10,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataIdError, DatasetMissingError, RepoError, RepoVersionError
+from .errors import (
+    CorruptFileError,
+    DataIdError,
+    DatasetMissingError,
+    RepoError,
+    RepoVersionError,
+)
 from .skymap import SkyMap
 
 if TYPE_CHECKING:
@@ -400,11 +406,40 @@ def get_exposures(
                 f"The repository has no dataset type {dataset_type!r}"
             ) from exc
         except DatasetNotFoundError as exc:
+            _check_data_id(butler, did, dataset_type)
             raise DatasetMissingError(
                 f"No {dataset_type} for {_describe_data_id(did)} in collections "
                 f"{list(butler.collections.defaults)}"
             ) from exc
+        except RepoError:
+            raise
+        except Exception as exc:
+            # the butler wraps formatter errors in a ValueError: give back our own type
+            cause = exc.__cause__
+            if isinstance(cause, RepoError):  # its message names the dataset and data id
+                raise type(cause)(str(cause)) from exc
+            raise CorruptFileError(
+                f"{dataset_type} for {_describe_data_id(did)} cannot be read: {exc}"
+            ) from exc
     return out
+
+
+def _check_data_id(butler: Butler, data_id: Mapping[str, Any], dataset_type: str) -> None:
+    """Raise `DataIdError` when the band, tract or patch of ``data_id`` is not in the repository."""
+    where = f"{dataset_type} for {_describe_data_id(data_id)}"
+    band = data_id.get("band")
+    if band is not None:
+        bands = repo_bands(butler)
+        if band not in bands:
+            raise DataIdError(f"{where}: band {band!r} is not in the repository (bands {bands})")
+    if "tract" in data_id:
+        try:
+            sky = get_skymap(butler, data_id.get("skymap"))
+            tract = sky[data_id["tract"]]
+            if "patch" in data_id:
+                tract.patch(data_id["patch"])
+        except DataIdError as exc:
+            raise DataIdError(f"{where}: {exc}") from exc
 
 
 def describe_repo(butler: Butler) -> dict[str, Any]:
