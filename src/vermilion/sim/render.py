@@ -208,18 +208,19 @@ def draw_source(
         g1=float(row["e1"]), g2=float(row["e2"])
     )
     for k, bi in enumerate(band_indices):
-        fb, fd = (f[0] for f in band_fluxes(rec, bi))
-        psf = psf_field.profile(k, cell)
-        for comp, flux in ((bulge, fb), (disk, fd)):
-            if flux <= 0:
-                continue
-            im = (
-                galsim.Convolve(comp, psf)
-                .drawImage(nx=n, ny=n, scale=scale, offset=offset, dtype=np.float64)
-                .array
-            )
-            np.maximum(im, 0, out=im)
-            stamp[k] += im * (flux / im.sum())
+        fb, fd = (float(f[0]) for f in band_fluxes(rec, bi))
+        if fb + fd <= 0:
+            continue
+        # One FFT per band for bulge plus disk (the flux lost to truncation is well under 1%,
+        # and the stamp is renormalised to the exact total below).
+        galaxy = galsim.Add([bulge.withFlux(fb), disk.withFlux(fd)])
+        im = (
+            galsim.Convolve(galaxy, psf_field.profile(k, cell))
+            .drawImage(nx=n, ny=n, scale=scale, offset=offset, dtype=np.float64)
+            .array
+        )
+        np.maximum(im, 0, out=im)  # FFT ringing leaves ~1e-6 negative wings
+        stamp[k] = im * ((fb + fd) / im.sum())
     return (yc - r, xc - r), stamp.astype(np.float32)
 
 

@@ -213,6 +213,8 @@ class SimulatedPatch:
         One `SourceImage` per truth row (same order), when requested; else None.
     config
         The `SimConfig` that made this patch.
+    timings
+        Seconds spent in each stage of the simulation.
     """
 
     images: np.ndarray
@@ -229,6 +231,7 @@ class SimulatedPatch:
     config: SimConfig
     source_images: list[SourceImage] | None = None
     _psf_field: object = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -433,7 +436,17 @@ def simulate(config: SimConfig, catalog: np.ndarray | None = None) -> SimulatedP
     catalog
         Optional `catalog.CATALOG_DTYPE` array to render instead of drawing one.
     """
+    import time
+
     from .render import draw_source, lsst_band_indices
+
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = now - clock[0]
+        clock[0] = now
 
     params, ref, psf_field = _setup(config)
     h, w = config.shape
@@ -443,6 +456,7 @@ def simulate(config: SimConfig, catalog: np.ndarray | None = None) -> SimulatedP
 
     if catalog is None:
         catalog = _draw_catalog(config, _mag_range(config, ref, psf_field))
+    lap("setup")
 
     # Render every source into its own stamp, then add them in catalog order (deterministic).
     images = np.zeros((nb, h, w), dtype=np.float32)
@@ -451,10 +465,12 @@ def simulate(config: SimConfig, catalog: np.ndarray | None = None) -> SimulatedP
         origin, stamp = draw_source(row, psf_field, band_idx)
         stamps.append(SourceImage(int(row["id"]), Box(stamp.shape[1:], origin), stamp))
     _add_stamps(images, stamps)
+    lap("render")
 
     # Truth quantities that need the noiseless images.
     noise_rms = np.array([p.sky_rms for p in params])
     snr_b, blendedness = _snr_and_blendedness(images, stamps, noise_rms)
+    lap("truth")
 
     variance = np.empty_like(images)
     mask = np.zeros((nb, h, w), dtype=np.int32)
@@ -491,6 +507,7 @@ def simulate(config: SimConfig, catalog: np.ndarray | None = None) -> SimulatedP
             ix = np.clip(np.round(catalog["x"]).astype(int), 0, w - 1)
             in_no_data = no_data_mask[iy, ix]
 
+    lap("noise_and_masks")
     psf_fwhm = np.array([p.psf_fwhm for p in params])
     depth = np.array([p.depth_5sigma(_n_eff(psfs[b])) for b, p in enumerate(params)])
     truth = _truth_array(catalog, config.bands, band_idx, snr_b, blendedness, in_no_data)
@@ -509,6 +526,7 @@ def simulate(config: SimConfig, catalog: np.ndarray | None = None) -> SimulatedP
         config=config,
         source_images=stamps if config.return_source_images else None,
         _psf_field=psf_field,
+        timings=timings,
     )
 
 
