@@ -119,7 +119,7 @@ class Chi2InitParameters:
         if max_components not in (1, 2):
             raise ValueError(f"max_components must be 1 or 2, got {max_components}")
         self.observation = observation
-        self.centers = None if centers is None else [tuple(int(v) for v in c) for c in centers]
+        self.centers = None if centers is None else [_as_pixel(c) for c in centers]
         if detect is None:
             detect = chi2_detection_image(observation)
         elif detect.shape != observation.bbox.shape:
@@ -138,6 +138,13 @@ class Chi2InitParameters:
         self.bulge_fraction = bulge_fraction
         self.padding = padding
         self.bg_thresh = bg_thresh
+
+
+def _as_pixel(center) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in center)
+    except (TypeError, ValueError):
+        raise ValueError(f"peak {center!r} is not a (y, x) pixel position") from None
 
 
 def _check_center(center, bbox: Box) -> tuple[int, int]:
