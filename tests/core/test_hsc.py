@@ -1,0 +1,79 @@
+"""The real HSC blend (5 bands, 58 x 48 px, 7 peaks) with the reference settings.
+
+Reference figures (shared/reference/peer-figures.md, the Rubin pipelines' engine on
+the same blend): e_rel 1e-2 stops after 31 iterations with a final logL of -9680;
+e_rel 1e-4 runs to 300 iterations (not converged) and returns logL -8224.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+from core_helpers import hsc_observation
+
+from vermilion.core import Blend, init_adaprox_component, init_all_sources, weight_sources
+
+
+def reference_fit(hsc, centers, e_rel: float) -> Blend:
+    obs = hsc_observation(hsc)
+    sources = init_all_sources(obs, centers)
+    blend = Blend(sources, obs)
+    blend.parameterize(partial(init_adaprox_component, bg_thresh=0.25, max_prox_iter=1))
+    blend.fit(300, e_rel=e_rel, min_iter=15, resize=10)
+    return blend
+
+
+@pytest.fixture(scope="module")
+def fit_1e2(hsc, hsc_centers) -> Blend:
+    return reference_fit(hsc, hsc_centers, 1e-2)
+
+
+def test_reference_settings_e_rel_1e2(fit_1e2):
+    blend = fit_1e2
+    # Measured: converged after 39 iterations with logL -9042 (the peer engine: 31
+    # iterations, -9680). The iteration margin is thin; the likelihood margin is not.
+    assert blend.converged
+    assert blend.it <= 40
+    assert blend.log_likelihood >= -9680
+    assert len(blend.loss) == blend.it
+    # The fit improved a lot on the initialization and the last steps were small.
+    assert blend.loss[-1] > 0.5 * blend.loss[0]
+    assert abs(blend.loss[-1] - blend.loss[-2]) < 1e-2 * abs(blend.loss[-1])
+
+
+def test_reference_settings_e_rel_1e4(hsc, hsc_centers):
+    blend = reference_fit(hsc, hsc_centers, 1e-4)
+    # Measured: converged after 102 iterations with logL -8305 (the peer engine did
+    # not converge in 300 iterations and returned -8224). Issue 2 asks for
+    # logL >= -8000 at this setting: that target is OPEN (not met); assert what holds.
+    assert blend.converged
+    assert blend.it <= 300
+    assert blend.log_likelihood >= -8400
+    chi2_per_pixel = -2 * blend.log_likelihood / blend.observation.images.data.size
+    assert chi2_per_pixel < 1.21
+
+
+def test_every_source_is_fitted(fit_1e2, hsc_centers):
+    blend = fit_1e2
+    obs = blend.observation
+    assert len(blend.sources) == len(hsc_centers) == 7
+    for source, (y, x) in zip(blend.sources, hsc_centers):
+        assert not source.is_null
+        # Peaks may move by at most fit_radius = 1 px.
+        py, px = source.peak
+        assert abs(py - y) <= 1 and abs(px - x) <= 1
+        for c in source.components:
+            assert np.all(c.spectrum > 0) and c.morph.max() == pytest.approx(1)
+            assert np.all(c.morph >= 0) and np.all(np.isfinite(c.morph))
+            assert obs.bbox.contains(c.peak) and c.bbox.contains(c.peak)
+
+
+def test_reapportioned_fluxes_add_up(fit_1e2):
+    blend = weight_sources(fit_1e2)
+    obs = blend.observation
+    total = blend.get_model(use_flux=True).data.astype(np.float64)
+    data = np.where(obs.weights.data > 0, obs.images.data, 0)
+    # Every pixel lies within the PSF radius of some source box here.
+    assert np.abs(total - data).max() <= 1e-4 * np.abs(data).max()
