@@ -7,6 +7,7 @@ from vermilion.core.bbox import Box
 from vermilion.sim import simulate_blend, simulate_patch
 from vermilion.sim.metrics import (
     blendedness,
+    concatenate,
     evaluate,
     evaluate_patch,
     match_to_truth,
@@ -168,3 +169,17 @@ def test_empty_scene_does_not_crash():
 def test_children_need_positions(scene):
     with pytest.raises(ValueError, match="child 0"):
         evaluate_patch(scene, [{"model": None}])
+
+
+def test_concatenate_offsets_indices():
+    a = simulate_blend(3, separations=[5.0, 9.0], seed=1, noise=False)
+    b = simulate_blend(2, separations=[7.0], seed=2, noise=False)
+    ea, eb = evaluate_patch(a, truth_children(a)), evaluate_patch(b, truth_children(b))
+    both = concatenate([ea, eb])
+    assert both.n_matched == 5
+    assert list(both.truth_index) == [0, 1, 2, 3, 4]
+    assert list(both.child_index) == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(both.true_flux[3:], eb.true_flux)
+    assert len(both.summary()) == len(ea.summary())
+    with pytest.raises(ValueError, match="at least one"):
+        concatenate([])

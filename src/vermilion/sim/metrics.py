@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_SNR_BINS",
     "Evaluation",
     "blendedness",
+    "concatenate",
     "evaluate",
     "evaluate_patch",
     "format_summary",
@@ -360,6 +361,53 @@ class Evaluation:
             )
         lines.append(f"children matched overall: {pur['total']:.3f} of {len(self.child_matched)}")
         return "\n".join(lines)
+
+
+_PER_TRUTH = (
+    "truth_matched",
+    "truth_snr",
+    "truth_snr_band",
+    "truth_blendedness",
+    "truth_valid",
+    "nn_distance",
+)
+_PER_MATCH = (
+    "separation",
+    "true_flux",
+    "model_flux",
+    "flux",
+    "flux_err_model",
+    "flux_err_flux",
+    "colour_err_model",
+    "colour_err_flux",
+    "centroid_err",
+    "residual",
+)
+
+
+def concatenate(evaluations: Sequence[Evaluation]) -> Evaluation:
+    """One `Evaluation` of several scenes (e.g. a set of blends), with the same bands.
+
+    Truth and child indices are offset so that they index the concatenated truth and
+    children in the order of ``evaluations``.
+    """
+    if not evaluations:
+        raise ValueError("concatenate needs at least one evaluation")
+    bands = evaluations[0].bands
+    if any(e.bands != bands for e in evaluations):
+        raise ValueError("cannot concatenate evaluations of different bands")
+    kw = {}
+    for name in _PER_TRUTH + _PER_MATCH + ("child_matched", "child_snr"):
+        kw[name] = np.concatenate([getattr(e, name) for e in evaluations])
+    t_off = np.cumsum([0] + [len(e.truth_matched) for e in evaluations[:-1]])
+    c_off = np.cumsum([0] + [len(e.child_matched) for e in evaluations[:-1]])
+    kw["truth_index"] = np.concatenate(
+        [e.truth_index + o for e, o in zip(evaluations, t_off)]
+    ).astype(np.int64)
+    kw["child_index"] = np.concatenate(
+        [e.child_index + o for e, o in zip(evaluations, c_off)]
+    ).astype(np.int64)
+    return Evaluation(bands=bands, psf_fwhm_px=evaluations[0].psf_fwhm_px, **kw)
 
 
 def _bin_label(lo: float, hi: float) -> str:
