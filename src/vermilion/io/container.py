@@ -1,0 +1,901 @@
+"""vermilion's own model container: one indexed, compressed, checksummed file per patch.
+
+Layout (all integers little-endian)::
+
+    header   16 bytes   magic "\\x89VML\\r\\n\\x1a\\n", format version (u16), codec (u16), 0 (u32)
+    records  ...        one per blend / isolated source, then one for the patch metadata
+    index    48 B/entry blend table sorted by id, then isolated-source table sorted by id
+    footer   64 bytes   where the index and metadata record are, counts, CRCs, end magic
+
+A record is ``compress(u32 header length + header JSON + filter(float32 payload))``;
+the filter stores each float's bits as the difference from the previous float's bits
+(uint32, wrapping) and then groups the bytes by significance (byte shuffle), which
+lets the compressor (zstandard by default, or zlib) handle smooth models well and is
+exactly reversible. Each index entry holds the record's offset, compressed and raw
+lengths, CRC32 of the compressed bytes, the source count and the blend box, so one
+blend is read with a footer read, a binary search of the on-disk index (a few 8-byte
+reads), one record read and its checksum; nothing else of the patch is touched.
+
+Files are written by `ModelDataWriter` into a temporary file beside the target and
+moved into place with ``os.replace`` when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import threading
+import zlib
+from typing import Any
+
+import numpy as np
+
+from ._fields import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_ELEMENTS,
+    MAX_SIDE,
+    Where,
+    as_bands,
+    as_dict,
+    as_float,
+    as_id,
+    as_int,
+    as_int_tuple,
+    as_list,
+    as_peak,
+    as_shape,
+    require,
+)
+from .data import (
+    BlendData,
+    CubeComponentData,
+    FactorizedComponentData,
+    IsolatedSourceData,
+    ModelData,
+    SourceData,
+    normalize_model_psf,
+)
+from .errors import ModelDataError
+from .migration import MigrationRegistry
+from .readers import DECODE_ERRORS, ModelDataReader
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "ContainerReader", "ModelDataWriter"]
+
+MAGIC = b"\x89VML\r\n\x1a\n"
+END_MAGIC = b"VMLINDEX"
+FORMAT_VERSION = 1
+CODEC_ZLIB = 1  # zlib over the delta + byte-shuffle filter
+CODEC_ZSTD = 2  # zstandard over the delta + byte-shuffle filter
+CODECS = {"zlib": CODEC_ZLIB, "zstd": CODEC_ZSTD}
+
+HEADER = struct.Struct("<8sHHI")
+# index_offset, n_blends, n_isolated, index_crc, meta_offset, meta_length, meta_raw_length,
+# meta_crc, format_version, codec, footer_crc, end magic
+FOOTER = struct.Struct("<QQQIQIIIHHI8s")
+ENTRY = np.dtype(
+    [
+        ("id", "<i8"),
+        ("offset", "<u8"),
+        ("length", "<u4"),
+        ("raw_length", "<u4"),
+        ("crc", "<u4"),
+        ("n_sources", "<u4"),
+        ("y0", "<i4"),
+        ("x0", "<i4"),
+        ("height", "<i4"),
+        ("width", "<i4"),
+    ]
+)
+assert ENTRY.itemsize == 48
+
+#: The container's own header schema (record header JSON); migrations go here.
+CONTAINER_MIGRATIONS = MigrationRegistry("container record", "1.0.0")
+
+_LEN = struct.Struct("<I")
+# Component kinds in a record header.
+_FACTORIZED, _CUBE = 0, 1
+
+
+# ---- the float payload filter -------------------------------------------------------
+
+
+def _filter(payload: np.ndarray) -> bytes:
+    bits = payload.view(np.uint32)
+    delta = np.empty_like(bits)
+    if bits.size:
+        delta[0] = bits[0]
+        np.subtract(bits[1:], bits[:-1], out=delta[1:])
+    return delta.view(np.uint8).reshape(-1, 4).T.tobytes()
+
+
+def _unfilter(buf: bytes | memoryview, n: int) -> np.ndarray:
+    planes = np.frombuffer(buf, dtype=np.uint8, count=4 * n).reshape(4, n)
+    delta = np.ascontiguousarray(planes.T).view(np.uint32).reshape(n)
+    return np.cumsum(delta, dtype=np.uint32).view(np.float32)
+
+
+# ---- records ------------------------------------------------------------------------
+
+
+class _Codec:
+    """Compression of records: zlib (standard library) or zstandard (faster to read)."""
+
+    def __init__(self, codec: int, level: int = 6) -> None:
+        if codec not in (CODEC_ZLIB, CODEC_ZSTD):
+            raise ModelDataError(f"unknown codec {codec}", field="codec")
+        self.codec = codec
+        self.level = level
+        self._local = threading.local()
+
+    def compress(self, raw: bytes) -> bytes:
+        if self.codec == CODEC_ZLIB:
+            return zlib.compress(raw, self.level)
+        c = getattr(self._local, "c", None)
+        if c is None:
+            import zstandard
+
+            c = self._local.c = zstandard.ZstdCompressor(level=self.level)
+        return c.compress(raw)
+
+    def decompress(self, comp: bytes, raw_length: int, where: Where) -> bytes:
+        if self.codec == CODEC_ZLIB:
+            try:
+                return zlib.decompressobj().decompress(comp, raw_length + 1)
+            except zlib.error as e:
+                raise where.error(f"cannot decompress: {e}", "record") from None
+        import zstandard
+
+        d = getattr(self._local, "d", None)
+        if d is None:
+            d = self._local.d = zstandard.ZstdDecompressor()
+        try:
+            if zstandard.frame_content_size(comp) != raw_length:
+                raise where.error("compressed size disagrees with the index", "record")
+            return d.decompress(comp, max_output_size=raw_length)
+        except zstandard.ZstdError as e:
+            raise where.error(f"cannot decompress: {e}", "record") from None
+
+
+def _encode_record(header: dict, arrays: list[np.ndarray], codec: _Codec) -> tuple[bytes, int]:
+    """Compressed record bytes and the raw length."""
+    hdr = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    if arrays:
+        payload = np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in arrays])
+    else:
+        payload = np.zeros(0, np.float32)
+    raw = b"".join((_LEN.pack(len(hdr)), hdr, _filter(payload)))
+    return codec.compress(raw), len(raw)
+
+
+def _decode_record(
+    comp: bytes, raw_length: int, crc: int, where: Where, codec: _Codec
+) -> tuple[dict, np.ndarray]:
+    if zlib.crc32(comp) != crc:
+        raise where.error("checksum mismatch: the stored bytes are corrupted", "crc")
+    raw = codec.decompress(comp, raw_length, where)
+    if len(raw) != raw_length:
+        raise where.error(
+            f"decompressed to {len(raw)} bytes, the index says {raw_length}", "record"
+        )
+    if raw_length < 4:
+        raise where.error("record too short", "record")
+    (hlen,) = _LEN.unpack_from(raw)
+    if 4 + hlen > raw_length or (raw_length - 4 - hlen) % 4:
+        raise where.error("record header length is inconsistent", "record")
+    try:
+        header = json.loads(raw[4 : 4 + hlen])
+    except (ValueError, RecursionError) as e:
+        raise where.error(f"record header is not valid JSON: {e}", "record") from None
+    n = (raw_length - 4 - hlen) // 4
+    payload = _unfilter(memoryview(raw)[4 + hlen :], n)
+    return as_dict(header, where, "record"), payload
+
+
+class _Cursor:
+    """Consume a record's float payload array by array, checking sizes."""
+
+    __slots__ = ("payload", "pos", "where")
+
+    def __init__(self, payload: np.ndarray, where: Where) -> None:
+        self.payload = payload
+        self.pos = 0
+        self.where = where
+
+    def take(self, shape: tuple[int, ...], field: str) -> np.ndarray:
+        n = 1
+        for s in shape:
+            n *= s
+        if self.pos + n > self.payload.size:
+            raise self.where.error(f"array of shape {shape} runs past the end of the record", field)
+        out = self.payload[self.pos : self.pos + n].reshape(shape)
+        self.pos += n
+        return out
+
+    def done(self) -> None:
+        if self.pos != self.payload.size:
+            raise self.where.error(
+                f"{self.payload.size - self.pos} unexplained values at the end of the record",
+                "record",
+            )
+
+
+def _blend_record(blend_id: int, blend: BlendData, own: dict[str, Any]) -> tuple[dict, list]:
+    arrays: list[np.ndarray] = []
+    header: dict[str, Any] = {
+        "id": int(blend_id),
+        "origin": [int(o) for o in blend.origin],
+        "shape": [int(s) for s in blend.shape],
+    }
+    if blend.psf_center is not None:
+        header["psf_center"] = [float(c) for c in blend.psf_center]
+    if "bands" in own:
+        header["bands"] = list(own["bands"])
+    if "psf" in own:
+        header["psf"] = list(own["psf"].shape)
+        arrays.append(own["psf"])
+    if "model_psf" in own:
+        header["model_psf"] = list(own["model_psf"].shape)
+        arrays.append(own["model_psf"])
+    if blend.footprint is not None:
+        header["footprint"] = True
+        arrays.append(np.asarray(blend.footprint, dtype=np.float32))
+    if blend.metadata:
+        header["metadata"] = _plain_metadata(blend.metadata, Where(blend_id), "metadata")
+    sources: list[list] = []
+    table: list[list] = []
+    for sid, src in blend.sources.items():
+        for c in src.components:
+            if isinstance(c, FactorizedComponentData):
+                h, w = c.morph.shape
+                table.append([_FACTORIZED, *map(int, c.origin), *c.peak, c.spectrum.shape[0], h, w])
+                arrays.append(c.spectrum)
+                arrays.append(c.morph)
+            else:
+                nb, h, w = c.model.shape
+                table.append([_CUBE, *map(int, c.origin), *c.peak, nb, h, w])
+                arrays.append(c.model)
+        entry: list[Any] = [int(sid), src.peak_id, len(src.components)]
+        if src.metadata:
+            entry.append(_plain_metadata(src.metadata, Where(blend_id, sid), "metadata"))
+        sources.append(entry)
+    header["sources"] = sources
+    header["components"] = table
+    return header, arrays
+
+
+def _plain_metadata(meta: dict, where: Where, field: str) -> dict:
+    """Metadata must be JSON-compatible (arrays go through the Rubin array_keys encoding)."""
+    from .rubin import encode_metadata
+
+    enc = encode_metadata(meta)
+    try:
+        json.dumps(enc, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise where.error(f"metadata is not JSON-compatible: {e}", field) from None
+    return enc
+
+
+_LIM = 2**31
+_NUMBER = (int, float)
+
+
+def _component_rows(rows: Any, w: Where) -> list[list]:
+    """The record's component rows ``[kind, y0, x0, peak_y, peak_x, bands, h, w]``, checked."""
+    rows = as_list(rows, w, "components")
+    for row in rows:
+        if type(row) is not list or len(row) != 8:
+            raise w.error("component rows must have 8 numbers", "components")
+        kind, oy, ox, py, px, nb, h, wd = row
+        if not (
+            type(kind) is int
+            and type(oy) is int
+            and type(ox) is int
+            and type(nb) is int
+            and type(h) is int
+            and type(wd) is int
+            and type(py) in _NUMBER
+            and type(px) in _NUMBER
+        ):
+            raise w.error("component rows must hold integers and numbers", "components")
+        if kind != _FACTORIZED and kind != _CUBE:
+            raise w.error(f"unknown component type {kind}", "components")
+        # (comparisons with NaN are False, so these also reject non-finite peaks)
+        if not (0 <= nb <= MAX_SIDE and 0 <= h <= MAX_SIDE and 0 <= wd <= MAX_SIDE):
+            raise w.error("component shape out of range", "components")
+        if not (
+            -_LIM < oy < _LIM and -_LIM < ox < _LIM and -_LIM < py < _LIM and -_LIM < px < _LIM
+        ):
+            raise w.error("component position out of range", "components")
+    return rows
+
+
+def _locate_non_finite(
+    w: Where, bad: int, start: int, entries: list, rows: list[list]
+) -> ModelDataError:
+    """The error naming the source and field of the non-finite payload value ``bad``."""
+    if bad < start:
+        return w.error("non-finite value", "psf")
+    pos, row = start, 0
+    for entry in entries:
+        sid = entry[0] if isinstance(entry, list) and entry else None
+        n_comp = entry[2] if isinstance(entry, list) and len(entry) > 2 else 0
+        for i, (kind, *_, nb, h, wd) in enumerate(rows[row : row + n_comp]):
+            parts = (
+                [("spectrum", nb), ("morph", h * wd)]
+                if kind == _FACTORIZED
+                else [("model", nb * h * wd)]
+            )
+            for name, size in parts:
+                if pos <= bad < pos + size:
+                    return w.source(sid).error("non-finite value", f"components[{i}].{name}")
+                pos += size
+        row += n_comp
+    return w.error("non-finite value", "record")
+
+
+def _parse_blend_record(header: dict, payload: np.ndarray, blend_id: int) -> BlendData:
+    from .rubin import decode_metadata
+
+    w = Where(blend_id)
+    stored_id = as_id(require(header, "id", w), w, "id")
+    if stored_id != blend_id:
+        raise w.error(f"the record holds blend {stored_id}", "id")
+    cur = _Cursor(payload, w)
+    origin = as_int_tuple(require(header, "origin", w), 2, w, "origin")
+    shape = as_shape(require(header, "shape", w), 2, w, "shape")
+    psf_center = header.get("psf_center")
+    if psf_center is not None:
+        psf_center = tuple(
+            as_float(c, w, "psf_center") for c in as_list(psf_center, w, "psf_center")
+        )
+        if len(psf_center) != 2:
+            raise w.error("expected (y, x)", "psf_center")
+    bands = header.get("bands")
+    if bands is not None:
+        bands = as_bands(bands, w, "bands")
+    psf = model_psf = footprint = None
+    if header.get("psf") is not None:
+        psf = cur.take(as_shape(header["psf"], 3, w, "psf"), "psf")
+        if bands is not None and psf.shape[0] != len(bands):
+            raise w.error(f"{psf.shape[0]} PSF bands for {len(bands)} bands", "psf")
+    if header.get("model_psf") is not None:
+        model_psf = cur.take(as_shape(header["model_psf"], 2, w, "model_psf"), "model_psf")
+    if header.get("footprint"):
+        footprint = cur.take(shape, "footprint") != 0
+    meta = decode_metadata(header.get("metadata"), w, "metadata") or None
+    rows = _component_rows(header.get("components", []), w)
+    entries = as_list(require(header, "sources", w), w, "sources")
+    start = cur.pos
+    needed = start + sum(
+        nb + h * wd if k == _FACTORIZED else nb * h * wd for k, *_, nb, h, wd in rows
+    )
+    if needed != payload.size:
+        raise w.error(
+            f"the component table needs {needed} values, the record holds {payload.size}",
+            "components",
+        )
+    if not np.isfinite(payload).all():
+        bad = int(np.flatnonzero(~np.isfinite(payload))[0])
+        raise _locate_non_finite(w, bad, start, entries, rows)
+    sources: dict[int, SourceData] = {}
+    pos, row = start, 0
+    for entry in entries:
+        if type(entry) is not list or not 3 <= len(entry) <= 4:
+            raise w.error("a source entry has 3 or 4 fields", "sources")
+        sid, peak_id, n_comp = entry[0], entry[1], entry[2]
+        if type(sid) is not int or not INT64_MIN <= sid <= INT64_MAX:
+            sid = as_id(sid, w, "sources")
+        if sid in sources:
+            raise w.source(sid).error("duplicate source id", "sources")
+        if peak_id is not None and type(peak_id) is not int:
+            peak_id = as_int(peak_id, w.source(sid), "peak_id")
+        if type(n_comp) is not int or not 0 <= n_comp <= len(rows) - row:
+            raise w.source(sid).error("bad number of components", "components")
+        comps: list = []
+        for kind, oy, ox, py, px, nb, h, wd in rows[row : row + n_comp]:
+            if kind == _FACTORIZED:
+                spectrum = payload[pos : pos + nb]
+                pos += nb
+                morph = payload[pos : pos + h * wd].reshape(h, wd)
+                pos += h * wd
+                comps.append(FactorizedComponentData((oy, ox), (py, px), spectrum, morph))
+            else:
+                model = payload[pos : pos + nb * h * wd].reshape(nb, h, wd)
+                pos += nb * h * wd
+                comps.append(CubeComponentData((oy, ox), (py, px), model))
+        row += n_comp
+        smeta = None
+        if len(entry) == 4:
+            smeta = decode_metadata(entry[3], w.source(sid), "metadata") or None
+        sources[sid] = SourceData(comps, peak_id, smeta)
+    if row != len(rows):
+        raise w.error(f"{len(rows) - row} components belong to no source", "components")
+    return BlendData(origin, shape, sources, psf_center, psf, bands, model_psf, footprint, meta)
+
+
+def _parse_isolated_record(header: dict, payload: np.ndarray, source_id: int) -> IsolatedSourceData:
+    from .rubin import decode_metadata
+
+    w = Where(source_id=source_id)
+    stored_id = as_id(require(header, "id", w), w, "id")
+    if stored_id != source_id:
+        raise w.error(f"the record holds source {stored_id}", "id")
+    cur = _Cursor(payload, w)
+    origin = as_int_tuple(require(header, "origin", w), 2, w, "origin")
+    peak = as_peak(require(header, "peak", w), w, "peak")
+    shape = as_shape(require(header, "shape", w), 2, w, "shape")
+    span = cur.take(shape, "span_array")
+    cur.done()
+    if not np.isfinite(span).all():
+        raise w.error("non-finite value", "span_array")
+    meta = decode_metadata(header.get("metadata"), w, "metadata") or None
+    return IsolatedSourceData(origin, peak, span, meta)
+
+
+# ---- writer -------------------------------------------------------------------------
+
+
+class ModelDataWriter:
+    """Stream blends into a container one by one; the file appears complete or not at all.
+
+    Parameters
+    ----------
+    path
+        Destination. Written to a temporary file beside it and moved into place
+        (``os.replace``) by `close`; an exception inside the ``with`` block leaves
+        ``path`` untouched.
+    metadata
+        A `ModelData` giving the patch-level bands, model PSF, observed PSF, metadata
+        and version (its blends are not written: add them with `add_blend`).
+    compression_level
+        Compression level (zstd: 1 to 19, zlib: 0 to 9; 6 by default).
+    codec
+        ``"zstd"`` (default; fast to read) or ``"zlib"`` (standard library only).
+
+    Examples
+    --------
+    >>> with ModelDataWriter("patch.vmd", ModelData(bands, model_psf)) as w:  # doctest: +SKIP
+    ...     for parent_id, blend in deblend_patch():
+    ...         w.add_blend(parent_id, blend_to_data(blend))
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        metadata: ModelData,
+        *,
+        compression_level: int = 6,
+        codec: str = "zstd",
+    ) -> None:
+        if not isinstance(metadata, ModelData):
+            raise TypeError("metadata must be a ModelData (its blends are not written)")
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {sorted(CODECS)}, not {codec!r}")
+        top = 9 if codec == "zlib" else 19
+        if not 0 <= compression_level <= top:
+            raise ValueError(f"{codec} compression_level must be 0..{top}, got {compression_level}")
+        self._codec = _Codec(CODECS[codec], compression_level)
+        self.path = os.fspath(path)
+        self.model = metadata.metadata_only()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, self._tmp = tempfile.mkstemp(
+            dir=directory, prefix=f".{os.path.basename(self.path)}.", suffix=".tmp"
+        )
+        self._file = os.fdopen(fd, "wb")
+        self._file.write(HEADER.pack(MAGIC, FORMAT_VERSION, self._codec.codec, 0))
+        self._pos = HEADER.size
+        self._blends: list[tuple] = []
+        self._isolated: list[tuple] = []
+        self._ids: set[int] = set()
+        self._iso_ids: set[int] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"the writer of {self.path} is closed")
+
+    def _append(self, comp: bytes) -> int:
+        offset = self._pos
+        self._file.write(comp)
+        self._pos += len(comp)
+        return offset
+
+    def add_blend(self, blend_id: int, blend: BlendData) -> None:
+        """Validate, compress and append one blend (its id must be new)."""
+        self._check_open()
+        blend_id = as_id(blend_id, Where(), "blend_id")
+        if not isinstance(blend, BlendData):
+            raise ModelDataError(
+                f"expected BlendData, got {type(blend).__name__}", blend_id=blend_id
+            )
+        if blend_id in self._ids:
+            raise ModelDataError("blend id written twice", blend_id=blend_id)
+        blend.validate(blend_id)
+        bands = blend.bands if blend.bands is not None else self.model.bands
+        if bands is not None:
+            for sid, src in blend.sources.items():
+                for i, c in enumerate(src.components):
+                    if c.n_bands != len(bands):
+                        raise ModelDataError(
+                            f"{c.n_bands} bands in the component, {len(bands)} in the blend",
+                            blend_id=blend_id,
+                            source_id=sid,
+                            field=f"components[{i}]",
+                        )
+        header, arrays = _blend_record(blend_id, blend, self.model.own_fields(blend))
+        comp, raw_length = _encode_record(header, arrays, self._codec)
+        with self._lock:
+            self._check_open()
+            if blend_id in self._ids:
+                raise ModelDataError("blend id written twice", blend_id=blend_id)
+            offset = self._append(comp)
+            self._ids.add(blend_id)
+            self._blends.append(
+                (
+                    blend_id,
+                    offset,
+                    len(comp),
+                    raw_length,
+                    zlib.crc32(comp),
+                    len(blend.sources),
+                    *blend.origin,
+                    *blend.shape,
+                )
+            )
+
+    def add_isolated(self, source_id: int, source: IsolatedSourceData) -> None:
+        """Append one isolated (not deblended) source."""
+        self._check_open()
+        source_id = as_id(source_id, Where(), "source_id")
+        if source_id in self._iso_ids:
+            raise ModelDataError("isolated source id written twice", source_id=source_id)
+        source.validate(Where(source_id=source_id))
+        header = {
+            "id": source_id,
+            "origin": [int(o) for o in source.origin],
+            "peak": list(source.peak),
+            "shape": list(source.span_array.shape),
+        }
+        if source.metadata:
+            header["metadata"] = _plain_metadata(
+                source.metadata, Where(source_id=source_id), "metadata"
+            )
+        comp, raw_length = _encode_record(header, [source.span_array], self._codec)
+        with self._lock:
+            self._check_open()
+            offset = self._append(comp)
+            self._iso_ids.add(source_id)
+            h, w = source.span_array.shape
+            self._isolated.append(
+                (
+                    source_id,
+                    offset,
+                    len(comp),
+                    raw_length,
+                    zlib.crc32(comp),
+                    0,
+                    *source.origin,
+                    h,
+                    w,
+                )
+            )
+
+    def _metadata_record(self) -> tuple[bytes, int]:
+        m = self.model
+        header: dict[str, Any] = {
+            "schema_version": m.version,
+            "record_version": CONTAINER_MIGRATIONS.current,
+            "bands": None if m.bands is None else list(m.bands),
+            "metadata": _plain_metadata(m.metadata, Where(), "metadata") if m.metadata else None,
+        }
+        arrays = []
+        if m.psf is not None:
+            header["model_psf"] = list(m.psf.shape)
+            arrays.append(m.psf)
+        if m.observed_psf is not None:
+            header["observed_psf"] = list(m.observed_psf.shape)
+            arrays.append(m.observed_psf)
+        return _encode_record(header, arrays, self._codec)
+
+    def close(self) -> None:
+        """Write the metadata, the index and the footer, then move the file into place."""
+        if self.closed:
+            return
+        try:
+            meta_comp, meta_raw = self._metadata_record()
+            meta_offset = self._append(meta_comp)
+            index = np.array(sorted(self._blends) + sorted(self._isolated), dtype=ENTRY).tobytes()
+            index_offset = self._append(index)
+            fields = (
+                index_offset,
+                len(self._blends),
+                len(self._isolated),
+                zlib.crc32(index),
+                meta_offset,
+                len(meta_comp),
+                meta_raw,
+                zlib.crc32(meta_comp),
+                FORMAT_VERSION,
+                self._codec.codec,
+            )
+            body = FOOTER.pack(*fields, 0, END_MAGIC)
+            footer_crc = zlib.crc32(body[: FOOTER.size - 12])
+            self._file.write(FOOTER.pack(*fields, footer_crc, END_MAGIC))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self.closed = True
+
+    def abort(self) -> None:
+        """Discard everything written; ``path`` is left as it was."""
+        self.closed = True
+        try:
+            self._file.close()
+        finally:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> ModelDataWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    @property
+    def n_blends(self) -> int:
+        return len(self._blends)
+
+
+# ---- reader -------------------------------------------------------------------------
+
+
+class ContainerReader(ModelDataReader):
+    """Lazy reader of a container: blends are read through the index on demand.
+
+    Safe to share between threads (reads are positional, ``os.pread``).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        path = os.fspath(path)
+        self.path = path
+        try:
+            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as e:
+            raise ModelDataError(f"cannot open: {e}", path=path) from e
+        try:
+            model = self._open()
+        except ModelDataError as e:
+            os.close(self._fd)
+            raise e.with_context(path=path) from None
+        except DECODE_ERRORS as e:
+            os.close(self._fd)
+            raise ModelDataError(f"cannot decode: {type(e).__name__}: {e}", path=path) from e
+        super().__init__(model, path)
+        self.source_format = f"vermilion-container-{FORMAT_VERSION}"
+        self._table: np.ndarray | None = None
+
+    def _pread(self, n: int, offset: int) -> bytes:
+        data = os.pread(self._fd, n, offset)
+        if len(data) != n:
+            raise ModelDataError(f"file is truncated: wanted {n} bytes at {offset}")
+        return data
+
+    def _open(self) -> ModelData:
+        size = os.fstat(self._fd).st_size
+        if size < HEADER.size + FOOTER.size:
+            raise ModelDataError(f"file is truncated ({size} bytes)")
+        magic, version, codec, _ = HEADER.unpack(self._pread(HEADER.size, 0))
+        if magic != MAGIC:
+            raise ModelDataError("not a vermilion model container (bad magic)")
+        if version > FORMAT_VERSION:
+            raise ModelDataError(
+                f"container format version {version} is newer than the newest this "
+                f"vermilion reads ({FORMAT_VERSION}); upgrade vermilion",
+                field="format_version",
+            )
+        if version < 1:
+            raise ModelDataError(f"bad container format version {version}", field="format_version")
+        self._codec = _Codec(codec)
+        raw = self._pread(FOOTER.size, size - FOOTER.size)
+        (
+            index_offset,
+            n_blends,
+            n_isolated,
+            self._index_crc,
+            meta_offset,
+            meta_length,
+            meta_raw_length,
+            meta_crc,
+            _fversion,
+            _fcodec,
+            footer_crc,
+            end_magic,
+        ) = FOOTER.unpack(raw)
+        if end_magic != END_MAGIC:
+            raise ModelDataError(
+                "file is truncated or was not closed (no footer at the end)", field="footer"
+            )
+        if zlib.crc32(raw[: FOOTER.size - 12]) != footer_crc:
+            raise ModelDataError("checksum mismatch in the footer", field="footer")
+        data_end = size - FOOTER.size
+        n_entries = n_blends + n_isolated
+        if (
+            index_offset + n_entries * ENTRY.itemsize != data_end
+            or not HEADER.size <= meta_offset <= index_offset - meta_length
+        ):
+            raise ModelDataError("footer points outside the file", field="footer")
+        self._index_offset = index_offset
+        self._data_end = meta_offset
+        self.n_blends = n_blends
+        self.n_isolated = n_isolated
+        comp = self._pread(meta_length, meta_offset)
+        header, payload = _decode_record(comp, meta_raw_length, meta_crc, Where(), self._codec)
+        return self._parse_metadata(header, payload)
+
+    @staticmethod
+    def _parse_metadata(header: dict, payload: np.ndarray) -> ModelData:
+        from .rubin import MODEL_MIGRATIONS, decode_metadata
+
+        w = Where()
+        header = CONTAINER_MIGRATIONS.migrate(
+            header, header.get("record_version", "1.0.0"), "record_version"
+        )
+        version = MODEL_MIGRATIONS.check(require(header, "schema_version", w), "schema_version")
+        cur = _Cursor(payload, w)
+        model_psf = observed = None
+        if header.get("model_psf") is not None:
+            model_psf = cur.take(as_shape(header["model_psf"], 2, w, "model_psf"), "model_psf")
+        if header.get("observed_psf") is not None:
+            observed = cur.take(
+                as_shape(header["observed_psf"], 3, w, "observed_psf"), "observed_psf"
+            )
+        cur.done()
+        bands = header.get("bands")
+        if bands is not None:
+            bands = as_bands(bands, w, "bands")
+        meta = decode_metadata(header.get("metadata"), w, "metadata")
+        model = ModelData(bands, None, observed_psf=observed, metadata=meta, version=version)
+        if model_psf is not None:
+            model.psf = normalize_model_psf(model_psf)
+        return model
+
+    # -- index
+    def _entry(self, table: int, i: int) -> np.void:
+        base = self._index_offset + ((self.n_blends if table else 0) + i) * ENTRY.itemsize
+        return np.frombuffer(self._pread(ENTRY.itemsize, base), dtype=ENTRY)[0]
+
+    def _find(self, ident: int, table: int = 0) -> np.void | None:
+        """Binary search of the on-disk index: O(log n) small reads, no full index load."""
+        if self._table is not None:
+            t = self._table[: self.n_blends] if table == 0 else self._table[self.n_blends :]
+            i = int(np.searchsorted(t["id"], ident))
+            return t[i] if i < t.size and t["id"][i] == ident else None
+        lo, hi = 0, self.n_blends if table == 0 else self.n_isolated
+        base = self._index_offset + (self.n_blends if table else 0) * ENTRY.itemsize
+        while lo < hi:
+            mid = (lo + hi) // 2
+            (mid_id,) = struct.unpack("<q", self._pread(8, base + mid * ENTRY.itemsize))
+            if mid_id < ident:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < (self.n_blends if table == 0 else self.n_isolated):
+            entry = self._entry(table, lo)
+            if int(entry["id"]) == ident:
+                return entry
+        return None
+
+    def index(self) -> np.ndarray:
+        """The whole index (blends then isolated sources), checked against its CRC.
+
+        Fields: ``id, offset, length, raw_length, crc, n_sources, y0, x0, height, width``;
+        enough to select blends by size or position without reading any of them.
+        """
+        if self._table is None:
+            n = self.n_blends + self.n_isolated
+            raw = self._pread(n * ENTRY.itemsize, self._index_offset)
+            if zlib.crc32(raw) != self._index_crc:
+                raise ModelDataError(
+                    "checksum mismatch in the index", field="index", path=self.path
+                )
+            table = np.frombuffer(raw, dtype=ENTRY)
+            ids = table["id"]
+            for part in (ids[: self.n_blends], ids[self.n_blends :]):
+                if part.size > 1 and not (part[1:] > part[:-1]).all():
+                    raise ModelDataError("index ids are not sorted", field="index", path=self.path)
+            self._table = table
+        return self._table
+
+    def blend_ids(self) -> list[int]:
+        return self.index()["id"][: self.n_blends].tolist()
+
+    def isolated_ids(self) -> list[int]:
+        return self.index()["id"][self.n_blends :].tolist()
+
+    def __len__(self) -> int:
+        return self.n_blends
+
+    def __contains__(self, blend_id: object) -> bool:
+        try:
+            return self._find(self._key(blend_id)) is not None
+        except KeyError:
+            return False
+
+    # -- records
+    def _read_entry(self, entry: np.void, where: Where) -> tuple[dict, np.ndarray]:
+        offset, length, raw_length = (
+            int(entry["offset"]),
+            int(entry["length"]),
+            int(entry["raw_length"]),
+        )
+        if not HEADER.size <= offset <= self._data_end - length:
+            raise where.error("index entry points outside the data", "index")
+        if raw_length > 4 * MAX_ELEMENTS:
+            raise where.error("index entry has an impossible size", "index")
+        comp = os.pread(self._fd, length, offset)
+        if len(comp) != length:
+            raise where.error("file is truncated", "record")
+        return _decode_record(comp, raw_length, int(entry["crc"]), where, self._codec)
+
+    def _blend(self, blend_id: int) -> BlendData:
+        entry = self._find(blend_id)
+        if entry is None:
+            raise KeyError(blend_id)
+        return self._decode_blend(entry, blend_id)
+
+    def get_isolated(self, source_id: int) -> IsolatedSourceData:
+        entry = self._find(source_id, table=1)
+        if entry is None:
+            raise KeyError(source_id)
+        header, payload = self._read_entry(entry, Where(source_id=source_id))
+        return _parse_isolated_record(header, payload, source_id)
+
+    def _read_all(self, out: ModelData, strict: bool) -> None:
+        # Check the index CRC once, then read the records in file order.
+        table = self.index()
+        blends = table[: self.n_blends]
+        for entry in blends[np.argsort(blends["offset"], kind="stable")]:
+            bid = int(entry["id"])
+            try:
+                out.blends[bid] = self.model.attach(self._decode_blend(entry, bid))
+            except ModelDataError as e:
+                e = e.with_context(blend_id=bid, path=self.path)
+                if strict:
+                    raise e from None
+                out.errors[bid] = e
+        self._read_ids(out, [], self.isolated_ids(), strict)
+
+    def _decode_blend(self, entry: np.void, blend_id: int) -> BlendData:
+        try:
+            header, payload = self._read_entry(entry, Where(blend_id))
+            return _parse_blend_record(header, payload, blend_id)
+        except DECODE_ERRORS as e:
+            if isinstance(e, ModelDataError):
+                raise
+            raise ModelDataError(
+                f"cannot decode: {type(e).__name__}: {e}", blend_id=blend_id
+            ) from e
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass

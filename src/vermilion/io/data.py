@@ -1,0 +1,607 @@
+"""The stored form of a patch's models: `ModelData`, `BlendData`, `SourceData`, components.
+
+Coordinates are ``(y, x)`` in the parent image's pixels. Rubin's x-first views
+(``xy0``, ``extent``) are read-only properties. Arrays are float32.
+
+A `BlendData` read from a file inherits the patch-level ``bands``, observed ``psf``
+and ``model_psf`` of its `ModelData` unless it stores its own; writers store a
+blend's own value only where it differs from the patch's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._fields import NOWHERE, Where, as_bands, as_int_tuple, as_peak, user_array
+from .errors import ModelDataError
+
+if TYPE_CHECKING:
+    from vermilion.core.bbox import Box
+
+    from .readers import ModelDataReader
+
+__all__ = [
+    "CURRENT_SCHEMA",
+    "BlendData",
+    "CubeComponentData",
+    "FactorizedComponentData",
+    "IsolatedSourceData",
+    "ModelData",
+    "SourceData",
+    "normalize_model_psf",
+]
+
+#: Schema version of the data model (the Rubin versioned-JSON schema we write).
+CURRENT_SCHEMA = "1.0.1"
+
+
+def _arrays_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a is b or (a.shape == b.shape and np.array_equal(a, b))
+
+
+def normalize_model_psf(psf: Any, where: Where = NOWHERE, field: str = "model_psf") -> np.ndarray:
+    """The model PSF as a 2D float32 array (a ``(1, h, w)`` cube is squeezed)."""
+    a = np.asarray(psf, dtype=np.float32)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    return user_array(a, 2, where, field)
+
+
+def _box_fields(origin: Any, peak: Any, where: Where, field: str) -> tuple[tuple, tuple]:
+    """``origin`` as two ints and ``peak`` as two finite numbers (ints where integral)."""
+    prefix = f"{field}." if field else ""
+    return (
+        as_int_tuple(list(origin), 2, where, f"{prefix}origin"),
+        as_peak(list(peak), where, f"{prefix}peak"),
+    )
+
+
+@dataclass(eq=False)
+class FactorizedComponentData:
+    """``spectrum[:, None, None] * morph[None]`` on the box at ``origin``.
+
+    Attributes
+    ----------
+    origin
+        ``(y0, x0)`` of the morphology, absolute.
+    peak
+        ``(y, x)`` of the peak, absolute.
+    spectrum
+        ``(bands,)`` float32.
+    morph
+        ``(h, w)`` float32.
+    """
+
+    origin: tuple[int, int]
+    peak: tuple[float, float]
+    spectrum: np.ndarray
+    morph: np.ndarray
+
+    component_type = "factorized"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.morph.shape
+
+    @property
+    def n_bands(self) -> int:
+        return self.spectrum.shape[0]
+
+    @property
+    def bbox(self) -> Box:
+        from vermilion.core.bbox import Box
+
+        return Box(self.shape, self.origin)
+
+    def get_model(self) -> np.ndarray:
+        """The ``(bands, h, w)`` model."""
+        return self.spectrum[:, None, None] * self.morph[None]
+
+    def validate(self, where: Where, field: str, n_bands: int | None) -> None:
+        self.origin, self.peak = _box_fields(self.origin, self.peak, where, field)
+        self.spectrum = user_array(self.spectrum, 1, where, f"{field}.spectrum", n_bands)
+        self.morph = user_array(self.morph, 2, where, f"{field}.morph")
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, FactorizedComponentData)
+            and tuple(self.origin) == tuple(other.origin)
+            and tuple(self.peak) == tuple(other.peak)
+            and _arrays_equal(self.spectrum, other.spectrum)
+            and _arrays_equal(self.morph, other.morph)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"FactorizedComponentData(origin={self.origin}, shape={self.shape}, "
+            f"peak={self.peak}, n_bands={self.n_bands})"
+        )
+
+
+@dataclass(eq=False)
+class CubeComponentData:
+    """A full ``(bands, h, w)`` model on the box at ``origin``."""
+
+    origin: tuple[int, int]
+    peak: tuple[float, float]
+    model: np.ndarray
+
+    component_type = "cube"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.model.shape[-2:]
+
+    @property
+    def n_bands(self) -> int:
+        return self.model.shape[0]
+
+    @property
+    def bbox(self) -> Box:
+        from vermilion.core.bbox import Box
+
+        return Box(self.shape, self.origin)
+
+    def get_model(self) -> np.ndarray:
+        return self.model
+
+    def validate(self, where: Where, field: str, n_bands: int | None) -> None:
+        self.origin, self.peak = _box_fields(self.origin, self.peak, where, field)
+        self.model = user_array(self.model, 3, where, f"{field}.model", n_bands)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, CubeComponentData)
+            and tuple(self.origin) == tuple(other.origin)
+            and tuple(self.peak) == tuple(other.peak)
+            and _arrays_equal(self.model, other.model)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CubeComponentData(origin={self.origin}, shape={self.model.shape}, peak={self.peak})"
+        )
+
+
+ComponentData = FactorizedComponentData | CubeComponentData
+
+
+@dataclass(eq=False)
+class SourceData:
+    """One source: its components, the id of its detection peak and free metadata."""
+
+    components: list[ComponentData] = field(default_factory=list)
+    peak_id: int | None = None
+    metadata: dict[str, Any] | None = None
+
+    def validate(self, where: Where, n_bands: int | None) -> None:
+        if not isinstance(self.components, list):
+            self.components = list(self.components)
+        for i, c in enumerate(self.components):
+            if not isinstance(c, (FactorizedComponentData, CubeComponentData)):
+                raise where.error(f"unknown component type {type(c).__name__}", f"components[{i}]")
+            c.validate(where, f"components[{i}]", n_bands)
+        if self.peak_id is not None:
+            self.peak_id = int(self.peak_id)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SourceData)
+            and self.peak_id == other.peak_id
+            and (self.metadata or {}) == (other.metadata or {})
+            and self.components == other.components
+        )
+
+
+@dataclass(eq=False)
+class IsolatedSourceData:
+    """A source that was not deblended: its model is the image cut by ``span_array``."""
+
+    origin: tuple[int, int]
+    peak: tuple[float, float]
+    span_array: np.ndarray
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.span_array.shape
+
+    @property
+    def bbox(self) -> Box:
+        from vermilion.core.bbox import Box
+
+        return Box(self.shape, self.origin)
+
+    def validate(self, where: Where) -> None:
+        self.origin, self.peak = _box_fields(self.origin, self.peak, where, "")
+        self.span_array = user_array(self.span_array, 2, where, "span_array")
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, IsolatedSourceData)
+            and tuple(self.origin) == tuple(other.origin)
+            and tuple(self.peak) == tuple(other.peak)
+            and _arrays_equal(self.span_array, other.span_array)
+            and (self.metadata or {}) == (other.metadata or {})
+        )
+
+
+@dataclass(eq=False)
+class BlendData:
+    """The stored models of one blend (one parent).
+
+    Attributes
+    ----------
+    origin
+        ``(y0, x0)`` of the blend box, absolute.
+    shape
+        ``(h, w)`` of the blend box.
+    sources
+        ``{source_id: SourceData}``.
+    psf_center
+        ``(y, x)`` where the observed PSF was evaluated, or None.
+    psf
+        Observed PSF per band, ``(bands, ph, pw)``; None to use the patch's.
+    bands
+        Band names in the order of the arrays; None to use the patch's.
+    model_psf
+        2D model-space PSF; None to use the patch's.
+    footprint
+        Optional ``(h, w)`` boolean mask of the parent footprint on the blend box.
+    metadata
+        Free JSON-compatible metadata.
+    """
+
+    origin: tuple[int, int]
+    shape: tuple[int, int]
+    sources: dict[int, SourceData] = field(default_factory=dict)
+    psf_center: tuple[float, float] | None = None
+    psf: np.ndarray | None = None
+    bands: tuple[str, ...] | None = None
+    model_psf: np.ndarray | None = None
+    footprint: np.ndarray | None = None
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def bbox(self) -> Box:
+        from vermilion.core.bbox import Box
+
+        return Box(self.shape, self.origin)
+
+    @property
+    def xy0(self) -> tuple[int, int]:
+        """Rubin's ``(x0, y0)`` of the blend box."""
+        return (self.origin[1], self.origin[0])
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """Rubin's ``(width, height)`` of the blend box."""
+        return (self.shape[1], self.shape[0])
+
+    @property
+    def n_sources(self) -> int:
+        return len(self.sources)
+
+    @property
+    def n_bands(self) -> int | None:
+        if self.bands is not None:
+            return len(self.bands)
+        if self.psf is not None:
+            return int(np.shape(self.psf)[0])
+        return None
+
+    def validate(self, blend_id: int | None = None) -> None:
+        """Check types, shapes and finiteness; raise `ModelDataError` naming the field."""
+        where = Where(blend_id)
+        try:
+            self.origin = tuple(int(o) for o in self.origin)
+            self.shape = tuple(int(s) for s in self.shape)
+        except (TypeError, ValueError):
+            raise where.error("origin and shape must be integer pairs", "origin") from None
+        if len(self.origin) != 2 or len(self.shape) != 2 or min(self.shape) < 0:
+            raise where.error(f"bad box origin={self.origin} shape={self.shape}", "shape")
+        if self.bands is not None:
+            self.bands = as_bands(self.bands, where, "bands")
+        n_bands = self.n_bands
+        if self.psf is not None:
+            self.psf = user_array(self.psf, 3, where, "psf", n_bands)
+        if self.model_psf is not None:
+            self.model_psf = normalize_model_psf(self.model_psf, where)
+        if self.psf_center is not None:
+            pc = tuple(float(c) for c in self.psf_center)
+            if len(pc) != 2 or not all(np.isfinite(pc)):
+                raise where.error(f"bad PSF centre {self.psf_center}", "psf_center")
+            self.psf_center = pc
+        if self.footprint is not None:
+            fp = np.asarray(self.footprint)
+            if fp.shape != self.shape:
+                raise where.error(
+                    f"footprint shape {fp.shape} differs from the blend shape {self.shape}",
+                    "footprint",
+                )
+            self.footprint = fp.astype(bool, copy=False)
+        if not isinstance(self.sources, dict):
+            raise where.error("sources must be a dict {source_id: SourceData}", "sources")
+        for sid, src in self.sources.items():
+            if not isinstance(src, SourceData):
+                raise where.error(f"expected SourceData, got {type(src).__name__}", "sources")
+            src.validate(where.source(sid), n_bands)
+
+    def to_blend(self, observation=None, *, model_psf=None, psf=None, bands=None):
+        """Rebuild a `vermilion.core.Blend` of fixed components from the stored data.
+
+        Parameters
+        ----------
+        observation
+            The observation to attach; without one, a `NoDataObservation` built from
+            the stored PSFs and box renders the models but cannot be fitted.
+        model_psf, psf, bands
+            Override the stored (or inherited) values when building the observation.
+        """
+        from .convert import data_to_blend
+
+        return data_to_blend(self, observation, model_psf=model_psf, psf=psf, bands=bands)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BlendData):
+            return False
+        return (
+            tuple(self.origin) == tuple(other.origin)
+            and tuple(self.shape) == tuple(other.shape)
+            and self.psf_center == other.psf_center
+            and self.bands == other.bands
+            and _arrays_equal(self.psf, other.psf)
+            and _arrays_equal(self.model_psf, other.model_psf)
+            and _arrays_equal(self.footprint, other.footprint)
+            and (self.metadata or {}) == (other.metadata or {})
+            and self.sources == other.sources
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"BlendData(origin={self.origin}, shape={self.shape}, "
+            f"n_sources={len(self.sources)}, bands={self.bands})"
+        )
+
+
+class ModelData:
+    """The models of every blend of a patch, with the patch-level metadata.
+
+    Parameters
+    ----------
+    bands
+        Band names, in the order of every array's first axis.
+    psf
+        The model-space PSF (2D; a ``(1, h, w)`` cube is squeezed).
+    blends
+        ``{parent_id: BlendData}``.
+    observed_psf
+        Optional observed PSF per band ``(bands, h, w)`` for the whole patch, used by
+        blends that store none of their own.
+    isolated
+        ``{source_id: IsolatedSourceData}`` for sources that were not deblended.
+    metadata
+        Free JSON-compatible metadata.
+    version
+        Schema version of the data model.
+
+    Notes
+    -----
+    ``ModelData.read(path, blend_ids=...)`` reads any supported file (our container,
+    the Rubin JSON formats and ``.scarlet`` archives), only the named blends where
+    the format allows it; ``ModelData.open(path)`` gives a lazy read-only mapping;
+    ``model.write(path)`` writes our container, or versioned Rubin JSON for a
+    ``.json`` path, or a Rubin archive for a ``.scarlet`` path.
+    """
+
+    def __init__(
+        self,
+        bands: Iterable[str] | None = None,
+        psf: Any = None,
+        blends: Mapping[int, BlendData] | None = None,
+        *,
+        observed_psf: Any = None,
+        isolated: Mapping[int, IsolatedSourceData] | None = None,
+        metadata: dict[str, Any] | None = None,
+        version: str = CURRENT_SCHEMA,
+    ) -> None:
+        self.bands = None if bands is None else as_bands(list(bands), NOWHERE, "bands")
+        self.psf = None if psf is None else normalize_model_psf(psf)
+        self.observed_psf = (
+            None
+            if observed_psf is None
+            else user_array(
+                observed_psf, 3, NOWHERE, "observed_psf", None if bands is None else len(self.bands)
+            )
+        )
+        self.blends: dict[int, BlendData] = dict(blends) if blends else {}
+        self.isolated: dict[int, IsolatedSourceData] = dict(isolated) if isolated else {}
+        self.metadata: dict[str, Any] = dict(metadata) if metadata else {}
+        self.version = version
+        #: Name of the format this model was read from (None if built in memory).
+        self.source_format: str | None = None
+        #: Errors of blends left out by ``read(..., on_error="skip")``.
+        self.errors: dict[int, ModelDataError] = {}
+
+    @property
+    def model_psf(self) -> np.ndarray | None:
+        """The model-space PSF (same as `psf`)."""
+        return self.psf
+
+    def attach(self, blend: BlendData) -> BlendData:
+        """Fill the blend's missing bands, observed PSF and model PSF from the patch."""
+        if blend.bands is None:
+            blend.bands = self.bands
+        if blend.psf is None:
+            blend.psf = self.observed_psf
+        if blend.model_psf is None:
+            blend.model_psf = self.psf
+        return blend
+
+    def own_fields(self, blend: BlendData) -> dict[str, Any]:
+        """The blend's bands, psf and model_psf that differ from the patch's (to store)."""
+        out: dict[str, Any] = {}
+        if blend.bands is not None and blend.bands != self.bands:
+            out["bands"] = blend.bands
+        if blend.psf is not None and not _arrays_equal(blend.psf, self.observed_psf):
+            out["psf"] = blend.psf
+        if blend.model_psf is not None and not _arrays_equal(blend.model_psf, self.psf):
+            out["model_psf"] = blend.model_psf
+        return out
+
+    def metadata_only(self) -> ModelData:
+        """A copy without blends or isolated sources (for a streaming writer)."""
+        out = ModelData(
+            self.bands,
+            self.psf,
+            observed_psf=self.observed_psf,
+            metadata=self.metadata,
+            version=self.version,
+        )
+        return out
+
+    def to_blend(self, blend_id: int, observation=None):
+        """Rebuild the `vermilion.core.Blend` of one blend (see `BlendData.to_blend`)."""
+        try:
+            blend = self.blends[blend_id]
+        except KeyError:
+            raise ModelDataError("no such blend", blend_id=blend_id) from None
+        return self.attach(blend).to_blend(observation)
+
+    def validate(self) -> None:
+        """Check every blend (types, shapes, finiteness)."""
+        for bid, blend in self.blends.items():
+            self.attach(blend)
+            blend.validate(bid)
+        for sid, iso in self.isolated.items():
+            iso.validate(Where(source_id=sid))
+
+    # ---- files -------------------------------------------------------------------
+
+    @classmethod
+    def read(
+        cls,
+        path: str | os.PathLike,
+        blend_ids: Iterable[int] | None = None,
+        *,
+        on_error: str = "raise",
+    ) -> ModelData:
+        """Read a model file of any supported format, recognised by its content.
+
+        Parameters
+        ----------
+        path
+            Our container, a Rubin JSON file (legacy A, legacy B / v29, versioned
+            1.0.x) or a Rubin ``.scarlet`` archive.
+        blend_ids
+            Read only these blends (and isolated sources with these ids); through the
+            index for our container, one member each for an archive.
+        on_error
+            ``"raise"`` (default) or ``"skip"``: leave out blends that fail to read
+            (e.g. a failed checksum) and record their errors in ``model.errors``.
+        """
+        from .readers import open_reader
+
+        with open_reader(path) as reader:
+            return reader.read(blend_ids, on_error=on_error)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> ModelDataReader:
+        """A lazy read-only mapping ``{blend_id: BlendData}`` over a model file."""
+        from .readers import open_reader
+
+        return open_reader(path)
+
+    def write(
+        self,
+        path: str | os.PathLike,
+        *,
+        format: str | None = None,
+        compression_level: int = 6,
+        codec: str = "zstd",
+    ) -> None:
+        """Write atomically: our container, or by extension ``.json`` / ``.scarlet``.
+
+        Parameters
+        ----------
+        path
+            Destination; replaced atomically (temporary file, then ``os.replace``).
+        format
+            ``"container"``, ``"json"`` or ``"scarlet"``; by default from the
+            extension (``.json`` and ``.scarlet``; anything else is our container).
+        compression_level, codec
+            Compression of the container (see `ModelDataWriter`).
+        """
+        fmt = format or _format_from_path(path)
+        if fmt == "json":
+            from .rubin import write_json
+
+            write_json(self, path)
+        elif fmt == "scarlet":
+            from .rubin import write_archive
+
+            write_archive(self, path)
+        elif fmt == "container":
+            from .container import ModelDataWriter
+
+            with ModelDataWriter(path, self, compression_level=compression_level, codec=codec) as w:
+                for bid, blend in self.blends.items():
+                    w.add_blend(bid, blend)
+                for sid, iso in self.isolated.items():
+                    w.add_isolated(sid, iso)
+        else:
+            raise ModelDataError(f"unknown format {fmt!r}", path=os.fspath(path))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelData):
+            return False
+        if (
+            self.bands != other.bands
+            or not _arrays_equal(self.psf, other.psf)
+            or not _arrays_equal(self.observed_psf, other.observed_psf)
+            or self.metadata != other.metadata
+            or self.blends.keys() != other.blends.keys()
+            or self.isolated != other.isolated
+        ):
+            return False
+        for bid, b in self.blends.items():
+            if self.own_view(b) != other.own_view(other.blends[bid]):
+                return False
+        return True
+
+    def own_view(self, blend: BlendData) -> BlendData:
+        """The blend with inherited fields cleared (what a writer stores)."""
+        own = self.own_fields(blend)
+        return BlendData(
+            blend.origin,
+            blend.shape,
+            blend.sources,
+            blend.psf_center,
+            own.get("psf"),
+            own.get("bands"),
+            own.get("model_psf"),
+            blend.footprint,
+            blend.metadata,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelData(bands={self.bands}, n_blends={len(self.blends)}, "
+            f"n_isolated={len(self.isolated)}, version={self.version!r})"
+        )
+
+
+def _format_from_path(path: str | os.PathLike) -> str:
+    p = os.fspath(path).lower()
+    if p.endswith(".json"):
+        return "json"
+    if p.endswith(".scarlet"):
+        return "scarlet"
+    return "container"
