@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from display_helpers import make_blend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.image import BboxImage
+from matplotlib.lines import Line2D
 from PIL import Image as PILImage
 
 from vermilion.core import Blend, NoDataObservation, weight_sources
@@ -90,23 +92,27 @@ def test_thumbnail_shrinks_large_blends():
     assert thumb.shape[0] == 50 and thumb.shape[1] == 3 * 100 + 4
 
 
+def mosaic_images(fig) -> list:
+    return [a for a in fig.artists if isinstance(a, BboxImage)]
+
+
 @pytest.mark.parametrize("n_bands", BAND_COUNTS)
 def test_mosaics_draw_every_panel(n_bands):
     blend = make_blend(n_bands)
     fig = scene_mosaic(blend, title="blend 1")
-    assert len(fig.axes) == 1
-    ax = fig.axes[0]
-    assert len(ax.images) == 4
-    texts = [t.get_text() for t in ax.texts]
+    assert fig.axes == []  # no axes: panels are figure artists
+    assert len(mosaic_images(fig)) == 4
+    texts = [t.get_text() for t in fig.texts]
     for title in ("Model", "Model Rendered", "Observation", "Residual", "blend 1"):
         assert title in texts
-    assert texts.count("0") == 4 and texts.count("1") == 4  # labels in every panel
+    assert texts.count("0") == 3 and texts.count("1") == 3  # labels (not on the residual)
     fig = sources_mosaic(blend)
-    ax = fig.axes[0]
-    assert len(ax.images) == 6  # model, rendered, observed for two sources
-    assert [t for t in (t.get_text() for t in ax.texts) if t.startswith("Model")] == [
+    assert len(mosaic_images(fig)) == 6  # model, rendered, observed for two sources
+    texts = [t.get_text() for t in fig.texts]
+    assert [t for t in texts if t.startswith("Model")] == [
         "Model 0", "Model 0 rendered", "Model 1", "Model 1 rendered",
     ]  # fmt: skip
+    assert [t for t in texts if t in blend.bands] == list(blend.bands)  # once, bottom row
 
 
 def test_mosaic_places_red_left_blue_right():
@@ -117,25 +123,26 @@ def test_mosaic_places_red_left_blue_right():
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
-    ax = fig.axes[0]
-    rendered = ax.images[0]  # the first panel: rendered model
-    x0, x1, y0, y1 = rendered.get_extent()
+    x0, y0, x1, y1 = mosaic_images(fig)[0].get_window_extent().extents  # rendered model
     h, w = blend.bbox.shape
 
-    def at(px, py):  # blend pixel -> figure pixel
-        fx = x0 + (px + 0.5) / w * (x1 - x0)
-        fy = y0 + (py + 0.5) / h * (y1 - y0)
-        dx, dy = ax.transData.transform((fx, fy))
+    def at(px, py):  # blend pixel -> saved figure pixel
+        dx = x0 + (px + 0.5) / w * (x1 - x0)
+        dy = y0 + (py + 0.5) / h * (y1 - y0)
         return pixels[int(pixels.shape[0] - dy), int(dx)]
 
     left, right = at(15, 22), at(45, 22)  # beside the labels at the peaks
     assert left[0] > 150 and left[2] < 60
     assert right[2] > 150 and right[0] < 60
+    assert at(30, 5).max() < 40  # dark sky between and below them
 
 
 def test_draw_mosaic_spectrum_panel_with_negative_values():
     panel = SpectrumPanel(np.array([-1.0, 2.0, 3.0]), ["g", "r", "i"], components=[np.ones(3)])
     img = ImagePanel(np.zeros((4, 4, 3), np.uint8), make_blend(1).bbox, "x")
     fig = draw_mosaic([[img, panel]])
-    labels = [t.get_text() for t in fig.axes[0].texts]
+    labels = [t.get_text() for t in fig.texts]
     assert {"g", "r", "i", "3", "-1"} <= set(labels)
+    lines = [a for a in fig.artists if isinstance(a, Line2D)]
+    assert len(lines) == 3  # zero line, component, total
+    np.testing.assert_allclose(lines[-1].get_xydata()[:, 1].argsort(), [0, 1, 2])

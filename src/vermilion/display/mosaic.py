@@ -1,11 +1,11 @@
-"""Fast scene and source pictures for reports: every panel drawn in one matplotlib axes.
+"""Fast scene and source pictures for reports: panels drawn straight on the figure.
 
 `show_scene` and `show_sources` give one axes per panel, with pixel-coordinate
-ticks; each axes costs about 10 ms to create, too much for a report of
-thousands of blends. Here every panel is laid out on a single axes that covers
-the whole figure (in inches), with images, titles, source labels, peak markers,
-boxes and spectra drawn in those units, so a scene plus five sources costs a few
-tens of milliseconds. The panels look like the scarlet ones, without ticks.
+ticks; each axes costs about 10 ms to create and draw, too much for a report of
+thousands of blends. Here there is no axes at all: images (``BboxImage``),
+titles, source labels, peak markers, boxes and spectra are figure artists placed
+in inches, so a scene plus its sources costs a few tens of milliseconds. The
+panels look like the scarlet ones, without ticks.
 """
 
 from __future__ import annotations
@@ -68,13 +68,52 @@ def _fit(aspect: float, cw: float, ch: float) -> tuple[float, float]:
     return ch / aspect, ch
 
 
+class _InchCanvas:
+    """Artists placed on a figure in inches from its lower left corner (no axes at all)."""
+
+    def __init__(self, fig) -> None:
+        self.fig = fig
+        self.trans = fig.dpi_scale_trans
+
+    def text(self, x, y, s, **kwargs):
+        return self.fig.text(x, y, s, transform=self.trans, **kwargs)
+
+    def image(self, rgb: np.ndarray, x0: float, y0: float, w: float, h: float):
+        from matplotlib.image import BboxImage
+        from matplotlib.transforms import Bbox, TransformedBbox
+
+        box = TransformedBbox(Bbox.from_bounds(x0, y0, w, h), self.trans)
+        artist = BboxImage(box, origin="lower", interpolation="nearest", resample=False)
+        artist.set_data(rgb)
+        self.fig.add_artist(artist)
+        return artist, box
+
+    def rect(self, x0, y0, w, h, clip=None, **kwargs):
+        from matplotlib.patches import Rectangle
+
+        patch = Rectangle((x0, y0), w, h, transform=self.trans, **kwargs)
+        if clip is not None:
+            patch.set_clip_box(clip)
+        self.fig.add_artist(patch)
+        return patch
+
+    def line(self, xs, ys, clip=None, **kwargs):
+        from matplotlib.lines import Line2D
+
+        line = Line2D(xs, ys, transform=self.trans, **kwargs)
+        if clip is not None:
+            line.set_clip_box(clip)
+        self.fig.add_artist(line)
+        return line
+
+
 def draw_mosaic(
     rows: list[list[ImagePanel | SpectrumPanel]],
     cell: tuple[float, float] = (2.0, 2.0),
     title: str | None = None,
     fontsize: float = 7.0,
 ) -> Figure:
-    """One figure with a grid of panels, all drawn on one axes.
+    """One figure with a grid of panels, drawn straight on the figure (no axes).
 
     Parameters
     ----------
@@ -86,35 +125,35 @@ def draw_mosaic(
         Figure title.
     fontsize
         Base font size.
+
+    Notes
+    -----
+    Images are ``BboxImage`` artists in ``fig.artists``, texts are in ``fig.texts``.
+    Spectrum panels share the band labels of the last one drawn (set only once, on
+    the bottom row), as the bands are the same for every source.
     """
-    from matplotlib import patheffects
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     cw, ch = cell
     ncols = max((len(r) for r in rows), default=1)
     top_extra = 0.25 if title else 0.0
+    band_h = 0.14 if any(isinstance(p, SpectrumPanel) for p in rows[-1]) else 0.0
     width = 2 * _PAD + ncols * cw + (ncols - 1) * _GAP
-    height = 2 * _PAD + top_extra + len(rows) * (ch + _TITLE_H) + (len(rows) - 1) * _GAP
+    height = 2 * _PAD + top_extra + len(rows) * (ch + _TITLE_H) + (len(rows) - 1) * _GAP + band_h
     fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    stroke = [patheffects.withStroke(linewidth=1.5, foreground="k")]
+    canvas = _InchCanvas(fig)
     for r, row in enumerate(rows):
         y_top = height - _PAD - top_extra - r * (ch + _TITLE_H + _GAP)
+        last_row = r == len(rows) - 1
         for c, panel in enumerate(row):
             x0 = _PAD + c * (cw + _GAP)
             cy0 = y_top - _TITLE_H - ch  # bottom of the cell
-            ax.text(
-                x0 + cw / 2,
-                y_top - _TITLE_H / 2,
-                panel.title,
-                ha="center",
-                va="center",
+            canvas.text(
+                x0 + cw / 2, y_top - _TITLE_H / 2, panel.title, ha="center", va="center",
                 fontsize=fontsize,
-            )
+            )  # fmt: skip
             if isinstance(panel, SpectrumPanel):
-                _draw_spectrum_cell(ax, panel, x0, cy0, cw, ch, fontsize)
+                _draw_spectrum_cell(canvas, panel, x0, cy0, cw, ch, fontsize, last_row)
                 continue
             ex0, ex1, ey0, ey1 = _extent(panel.bbox)
             iw, ih = _fit((ey1 - ey0) / max(ex1 - ex0, 1e-9), cw, ch)
@@ -126,65 +165,40 @@ def draw_mosaic(
             def to_fig(x, y, ix0=ix0, iy0=iy0, ex0=ex0, ey0=ey0, sx=sx, sy=sy):
                 return ix0 + (x - ex0) * sx, iy0 + (y - ey0) * sy
 
-            ax.imshow(
-                panel.rgb,
-                extent=(ix0, ix0 + iw, iy0, iy0 + ih),
-                origin="lower",
-                interpolation="nearest",
-                aspect="auto",
-            )
+            _, clip = canvas.image(panel.rgb, ix0, iy0, iw, ih)
             for box in panel.rects:
                 (by0, bx0), (bh, bw) = box.origin[-2:], box.shape[-2:]
                 fx, fy = to_fig(bx0 - 0.5, by0 - 0.5)
-                ax.add_patch(
-                    Rectangle(
-                        (fx, fy),
-                        bw * sx,
-                        bh * sy,
-                        facecolor="none",
-                        edgecolor="w",
-                        lw=0.7,
-                        ls="--",
-                        clip_on=True,
-                    )
-                )
+                canvas.rect(
+                    fx, fy, bw * sx, bh * sy, clip=clip, facecolor="none", edgecolor="w",
+                    lw=0.7, ls="--",
+                )  # fmt: skip
             if panel.markers:
                 pts = np.array([to_fig(x, y) for x, y in panel.markers])
-                ax.plot(pts[:, 0], pts[:, 1], "x", color="w", ms=5, mew=1)
+                canvas.line(
+                    pts[:, 0], pts[:, 1], clip=clip, marker="x", color="w", ms=5, mew=1, ls="none"
+                )
             for x, y, text in panel.labels:
                 fx, fy = to_fig(x, y)
-                ax.text(
-                    fx,
-                    fy,
-                    text,
-                    color="w",
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize,
+                canvas.text(
+                    fx, fy, text, color="w", ha="center", va="center", fontsize=fontsize,
                     fontweight="bold",
-                    path_effects=stroke,
-                )
+                )  # fmt: skip
     if title:
-        ax.text(
-            width / 2,
-            height - _PAD - top_extra / 2,
-            title,
-            ha="center",
-            va="center",
+        canvas.text(
+            width / 2, height - _PAD - top_extra / 2, title, ha="center", va="center",
             fontsize=fontsize + 2,
-        )
-    ax.set_xlim(0, width)
-    ax.set_ylim(0, height)
+        )  # fmt: skip
     return fig
 
 
-def _draw_spectrum_cell(ax, panel: SpectrumPanel, x0, y0, cw, ch, fontsize) -> None:
-    from matplotlib.patches import Rectangle
-
-    left, bottom = 0.12 * cw, 0.14 * ch
+def _draw_spectrum_cell(
+    canvas: _InchCanvas, panel: SpectrumPanel, x0, y0, cw, ch, fontsize, band_labels: bool
+) -> None:
+    left, bottom = 0.12 * cw, 0.04 * ch
     fx0, fy0 = x0 + left, y0 + bottom
     fw, fh = cw - left - 0.04 * cw, ch - bottom - 0.04 * ch
-    ax.add_patch(Rectangle((fx0, fy0), fw, fh, facecolor="w", edgecolor="0.3", lw=0.6))
+    canvas.rect(fx0, fy0, fw, fh, facecolor="w", edgecolor="0.3", lw=0.6)
     curves = [np.asarray(panel.values, dtype=np.float64)] + [
         np.asarray(c, dtype=np.float64) for c in panel.components
     ]
@@ -196,17 +210,21 @@ def _draw_spectrum_cell(ax, panel: SpectrumPanel, x0, y0, cw, ch, fontsize) -> N
     xs = fx0 + (np.arange(n) + 0.5) / max(n, 1) * fw
 
     def ys(v):
-        return fy0 + (np.clip(v, lo, hi) - lo) / (hi - lo) * fh * 0.92
+        return fy0 + 0.04 * fh + (np.clip(v, lo, hi) - lo) / (hi - lo) * fh * 0.88
 
     if lo < 0:
-        ax.plot([fx0, fx0 + fw], [ys(0.0)] * 2, color="0.7", lw=0.5)
+        canvas.line([fx0, fx0 + fw], [ys(0.0)] * 2, color="0.7", lw=0.5)
     for k, curve in enumerate(curves[1:]):
-        ax.plot(xs, ys(curve), "--", color=f"C{k + 1}", lw=0.7)
-    ax.plot(xs, ys(curves[0]), "o-", color="k", ms=2.5, lw=0.9)
-    for x, b in zip(xs, panel.bands):
-        ax.text(x, fy0 - 0.02 * ch, b, ha="center", va="top", fontsize=fontsize - 1)
-    ax.text(fx0 - 0.02 * cw, ys(hi), f"{hi:.3g}", ha="right", va="center", fontsize=fontsize - 1.5)
-    ax.text(fx0 - 0.02 * cw, ys(lo), f"{lo:.3g}", ha="right", va="center", fontsize=fontsize - 1.5)
+        canvas.line(xs, ys(curve), ls="--", color=f"C{k + 1}", lw=0.7)
+    canvas.line(xs, ys(curves[0]), marker="o", color="k", ms=2.5, lw=0.9)
+    if band_labels:
+        for x, b in zip(xs, panel.bands):
+            canvas.text(x, fy0 - 0.02, b, ha="center", va="top", fontsize=fontsize - 1)
+    canvas.text(fx0 - 0.02 * cw, ys(hi), f"{hi:.3g}", ha="right", va="center",
+                fontsize=fontsize - 1.5)  # fmt: skip
+    if lo < 0:
+        canvas.text(fx0 - 0.02 * cw, ys(lo), f"{lo:.3g}", ha="right", va="center",
+                    fontsize=fontsize - 1.5)  # fmt: skip
 
 
 def _cell_for(blend, base: float = 1.9) -> tuple[float, float]:
@@ -259,7 +277,6 @@ def scene_mosaic(
                 img_to_rgb(residual, channel_map, residual_norm(residual, channel_map)),
                 box,
                 "Residual",
-                labels,
             )
         )
     return draw_mosaic([panels], _cell_for(blend, cell), title=title)

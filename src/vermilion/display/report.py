@@ -122,11 +122,11 @@ def render_report_entry(
         save_rgb(thumb, out_dir / "blends" / f"{stem}_thumb.png")
         row["thumb"] = [int(thumb.shape[1]), int(thumb.shape[0])]
         fig = scene_mosaic(blend, norm, channel_map, rendered=rendered, title=f"blend {blend_id}")
-        save_figure(fig, out_dir / "blends" / f"{stem}_scene.png", dpi=dpi)
+        save_figure(fig, out_dir / "blends" / f"{stem}_scene.png", dpi=dpi, fast=True)
         row["scene"] = True
         if row["n_children"] > 0 and any(not getattr(s, "is_null", False) for s in blend.sources):
             fig = sources_mosaic(blend, norm, channel_map, max_sources=max_sources)
-            save_figure(fig, out_dir / "blends" / f"{stem}_sources.png", dpi=dpi)
+            save_figure(fig, out_dir / "blends" / f"{stem}_sources.png", dpi=dpi, fast=True)
             row["sources"] = True
     except Exception as exc:  # one bad blend must not stop the report
         row["error"] = f"{type(exc).__name__}: {exc}"
