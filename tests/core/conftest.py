@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+# The test modules import their helpers as `core_helpers`, whatever pytest's import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from core_helpers import HSC_35
 
 
