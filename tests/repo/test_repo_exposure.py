@@ -293,3 +293,32 @@ def test_to_observation_weights_mask_bad_pixels():
     weights = np.asarray(obs.weights.data if hasattr(obs.weights, "data") else obs.weights)
     assert weights[1, 3, 4] == 0
     assert weights[0, 3, 4] == pytest.approx(1 / m.variance[0, 3, 4], rel=1e-5)
+
+
+def test_files_the_fast_reader_leaves_to_astropy(tmp_path, exposure):
+    """A compressed copy of an exposure file is still read (through astropy)."""
+    path = tmp_path / "e.fits"
+    exposure.write(path)
+    with fits.open(path) as hdul:
+        comp = fits.CompImageHDU(
+            hdul["IMAGE"].data, hdul["IMAGE"].header, compression_type="GZIP_2", quantize_level=0.0
+        )
+        comp.name = "IMAGE"
+        fits.HDUList([hdul[0], comp, hdul["MASK"], hdul["VARIANCE"], hdul["PSF"]]).writeto(
+            tmp_path / "c.fits"
+        )
+    box = Box((4, 6), (105, 210))
+    back = Exposure.read(tmp_path / "c.fits", bbox=box)
+    np.testing.assert_array_equal(back.image, exposure.image[5:9, 10:16])
+    np.testing.assert_array_equal(back.mask, exposure.mask[5:9, 10:16])
+    assert back.psf == exposure.psf and back.band == "r"
+
+
+def test_fast_reader_card_values():
+    from vermilion.repo._fits import _parse_value
+
+    assert _parse_value(" 'it''s r '   / comment") == "it's r"
+    assert _parse_value("                   T / flag") is True
+    assert _parse_value("                 -32 / bits") == -32
+    assert _parse_value("  1.5E-3") == pytest.approx(1.5e-3)
+    assert _parse_value("  2.0D2") == pytest.approx(200.0)

@@ -464,6 +464,24 @@ class Exposure:
         if component is not None and component not in COMPONENTS:
             raise ValueError(f"Unknown exposure component {component!r}; known: {COMPONENTS}")
         box = None if bbox is None else as_box(bbox)
+        from ._fits import FitsFile, Malformed, Unsupported
+
+        p = os.fspath(path)
+        try:
+            with FitsFile(p) as f:
+                return _read_open(cls, f, p, box, component)
+        except (FormatVersionError, CorruptFileError, BBoxError, FileNotFoundError):
+            raise
+        except Malformed as exc:
+            raise CorruptFileError(f"{p}: not a readable FITS file ({exc})") from exc
+        except Unsupported:
+            pass  # not a plain file of ours: let astropy read it
+        except Exception as exc:
+            raise CorruptFileError(f"{p}: cannot read exposure ({exc})") from exc
+        return cls._read_astropy(p, box, component)
+
+    @classmethod
+    def _read_astropy(cls, path: str, box: Box | None, component: str | None) -> Any:
         from astropy.io import fits
 
         try:
@@ -731,8 +749,21 @@ class MultibandExposure:
             if len(models) != len(self.bands):
                 raise ValueError(f"{len(models)} PSFs for {len(self.bands)} bands")
             self.psf_models = models
-        self.wcs = wcs
+        self._wcs = wcs
+        self._wcs_from: Exposure | None = None  # parse the WCS of this exposure on first use
         self.mask_planes = dict(MASK_PLANES if mask_planes is None else mask_planes)
+
+    @property
+    def wcs(self) -> Any:
+        """``astropy.wcs.WCS`` of parent pixels (shared by all bands), or None."""
+        if self._wcs is None and self._wcs_from is not None:
+            self._wcs = self._wcs_from.wcs
+            self._wcs_from = None
+        return self._wcs
+
+    @wcs.setter
+    def wcs(self, value: Any) -> None:
+        self._wcs, self._wcs_from = value, None
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -753,16 +784,18 @@ class MultibandExposure:
         planes: dict[str, int] = {}
         for e in exposures:
             planes.update(e.mask_planes)
-        return cls(
+        out = cls(
             bands,
             np.stack([e.image for e in exposures]),
             variance,
             np.stack([e.mask for e in exposures]),
             [e.psf for e in exposures] if all(e.psf is not None for e in exposures) else None,
             box,
-            exposures[0].wcs,
+            None,
             planes,
         )
+        out._wcs_from = exposures[0]
+        return out
 
     fromExposures = from_exposures
 
@@ -773,6 +806,7 @@ class MultibandExposure:
         bands: Iterable[str],
         dataset_type: str = "deepCoadd_calexp",
         parameters: Mapping[str, Any] | None = None,
+        collections: Any = None,
         **data_id: Any,
     ) -> MultibandExposure:
         """Read one exposure per band from a data repository and stack them.
@@ -787,6 +821,8 @@ class MultibandExposure:
             The exposure dataset type (``deepCoadd_calexp``).
         parameters
             Read parameters, e.g. ``{"bbox": box}`` to read only that box.
+        collections
+            Collections to search (default: the butler's).
         **data_id
             The rest of the data id (``tract=..., patch=...``; ``skymap`` too unless
             the butler has a default).
@@ -799,7 +835,7 @@ class MultibandExposure:
         from .repository import get_exposures
 
         bands = [str(b) for b in bands]
-        exposures = get_exposures(butler, bands, dataset_type, parameters, **data_id)
+        exposures = get_exposures(butler, bands, dataset_type, parameters, collections, **data_id)
         return cls.from_exposures(bands, exposures)
 
     fromButler = from_butler
@@ -900,16 +936,18 @@ class MultibandExposure:
                 self.bands[i],
                 self.mask_planes,
             )
-        return MultibandExposure(
+        out = MultibandExposure(
             [self.bands[i] for i in idx],
             self.images[idx][(slice(None), *local)],
             None if self.variance is None else self.variance[idx][(slice(None), *local)],
             self.mask[idx][(slice(None), *local)],
             [self.psf_models[i] for i in idx],
             new_box,
-            self.wcs,
+            self._wcs,
             self.mask_planes,
         )
+        out._wcs_from = self._wcs_from
+        return out
 
     def to_observation(
         self,

@@ -7,7 +7,8 @@ costs about two seconds.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -377,51 +378,96 @@ def get_exposures(
     bands: Sequence[str],
     dataset_type: str = "deepCoadd_calexp",
     parameters: Mapping[str, Any] | None = None,
+    collections: Any = None,
     **data_id: Any,
 ) -> list[Exposure]:
     """Read one exposure per band (with read ``parameters`` such as ``bbox``).
+
+    The datasets of all bands are found with one registry query, then read by
+    reference (a lookup per band would cost more than reading a small cutout).
 
     Raises
     ------
     DataIdError
         A band, tract, patch or skymap is not in the repository.
     DatasetMissingError
-        No exposure for a band and data id in the butler's collections.
+        No exposure for a band and data id in the collections searched.
+    CorruptFileError, BBoxError
+        A file cannot be read, or the box is not inside the exposure.
     """
-    from lsst.daf.butler import DataIdValueError, DatasetNotFoundError, MissingDatasetTypeError
-
     check_repo(butler)
+    refs = _find_band_refs(butler, dataset_type, bands, collections, data_id)
     out = []
     for band in bands:
         did = {**data_id, "band": band}
-        try:
-            out.append(butler.get(dataset_type, parameters=parameters, **did))
-        except DataIdValueError as exc:
-            raise DataIdError(
-                f"{dataset_type}: {_describe_data_id(did)} is not a valid data id in this "
-                f"repository ({exc})"
-            ) from exc
-        except MissingDatasetTypeError as exc:
-            raise DatasetMissingError(
-                f"The repository has no dataset type {dataset_type!r}"
-            ) from exc
-        except DatasetNotFoundError as exc:
-            _check_data_id(butler, did, dataset_type)
-            raise DatasetMissingError(
-                f"No {dataset_type} for {_describe_data_id(did)} in collections "
-                f"{list(butler.collections.defaults)}"
-            ) from exc
-        except RepoError:
-            raise
-        except Exception as exc:
-            # the butler wraps formatter errors in a ValueError: give back our own type
-            cause = exc.__cause__
-            if isinstance(cause, RepoError):  # its message names the dataset and data id
-                raise type(cause)(str(cause)) from exc
-            raise CorruptFileError(
-                f"{dataset_type} for {_describe_data_id(did)} cannot be read: {exc}"
-            ) from exc
+        target = refs.get(band) or dataset_type
+        kwargs = {} if band in refs else {**did, "collections": collections}
+        with _butler_errors(butler, dataset_type, did, collections):
+            out.append(butler.get(target, parameters=parameters, **kwargs))
     return out
+
+
+def _find_band_refs(
+    butler: Butler,
+    dataset_type: str,
+    bands: Sequence[str],
+    collections: Any,
+    data_id: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Band -> resolved ref, from one query; {} when the query cannot be made."""
+    try:
+        refs = butler.query_datasets(
+            dataset_type,
+            collections=collections,
+            find_first=True,
+            data_id=dict(data_id),
+            where="band IN (bands)",
+            bind={"bands": list(bands)},
+            explain=False,
+        )
+    except Exception:
+        return {}  # let the per-band get report what is wrong
+    by_band: dict[str, Any] = {}
+    for ref in refs:
+        band = ref.dataId["band"]
+        if band in by_band:  # the data id does not pin one dataset per band
+            return {}
+        by_band[str(band)] = ref
+    return by_band
+
+
+@contextmanager
+def _butler_errors(
+    butler: Butler, dataset_type: str, did: Mapping[str, Any], collections: Any
+) -> Iterator[None]:
+    """Turn the butler's errors on a get into ours, naming the dataset and data id."""
+    from lsst.daf.butler import DataIdValueError, DatasetNotFoundError, MissingDatasetTypeError
+
+    try:
+        yield
+    except DataIdValueError as exc:
+        raise DataIdError(
+            f"{dataset_type}: {_describe_data_id(did)} is not a valid data id in this "
+            f"repository ({exc})"
+        ) from exc
+    except MissingDatasetTypeError as exc:
+        raise DatasetMissingError(f"The repository has no dataset type {dataset_type!r}") from exc
+    except DatasetNotFoundError as exc:
+        _check_data_id(butler, did, dataset_type)
+        searched = list(butler.collections.defaults) if collections is None else collections
+        raise DatasetMissingError(
+            f"No {dataset_type} for {_describe_data_id(did)} in collections {searched}"
+        ) from exc
+    except RepoError:
+        raise
+    except Exception as exc:
+        # the butler wraps formatter errors in a ValueError: give back our own type
+        cause = exc.__cause__
+        if isinstance(cause, RepoError):  # its message names the dataset and data id
+            raise type(cause)(str(cause)) from exc
+        raise CorruptFileError(
+            f"{dataset_type} for {_describe_data_id(did)} cannot be read: {exc}"
+        ) from exc
 
 
 def _check_data_id(butler: Butler, data_id: Mapping[str, Any], dataset_type: str) -> None:
