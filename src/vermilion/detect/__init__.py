@@ -1,1 +1,61 @@
-"""vermilion.detect."""
+"""vermilion.detect: detection, footprints and the parent/child source catalog.
+
+Names are loaded lazily: ``import vermilion.detect`` imports nothing heavy;
+`SourceCatalog` (astropy) and `detect_sources` (scipy) load their modules on
+first use.
+
+Main entry points
+-----------------
+`detect_sources`
+    Multi-band images -> `SourceCatalog` of parents with footprints and peaks.
+`chi2_detection_image`
+    Inverse-variance weighted coadd of all bands.
+`Footprint`, `HeavyFootprint`, `SpanSet`
+    Pixel sets as row runs (x1 inclusive) with peaks (and pixel values).
+`SourceCatalog`, `SourceRecord`
+    astropy-Table catalog with Rubin-style record access; FITS round trip.
+`make_source_id`, `unpack_source_id`
+    64-bit ids: tract 16 bits, patch 16 bits, sequence 31 bits, sign bit 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_MASK_PLANES": "detection",
+    "DetectionMaps": "detection",
+    "chi2_detection_image": "detection",
+    "detect_sources": "detection",
+    "detection_maps": "detection",
+    "estimate_background": "detection",
+    "mask_bits": "detection",
+    "psf_sigma_from_images": "detection",
+    "psf_sigmas_from_images": "detection",
+    "PEAK_DTYPE": "footprint",
+    "Footprint": "footprint",
+    "HeavyFootprint": "footprint",
+    "SpanSet": "footprint",
+    "make_peaks": "footprint",
+    "FLAG_COLUMNS": "catalog",
+    "STANDARD_COLUMNS": "catalog",
+    "SourceCatalog": "catalog",
+    "SourceRecord": "catalog",
+    "make_source_id": "ids",
+    "unpack_source_id": "ids",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vermilion.detect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
