@@ -1,1 +1,53 @@
-"""vermilion.pipeline."""
+"""vermilion.pipeline: deblend whole patches, on all cores, and many patches on Dask.
+
+>>> from vermilion.pipeline import DeblendConfig, DeblendTask  # doctest: +SKIP
+>>> catalog, model_data = DeblendTask(DeblendConfig(maxIter=100)).run(mexposure, parents)
+>>> summary = deblend_patches("repo", tract=0, patches=[0, 1, 2])  # doctest: +SKIP
+
+Names are loaded on first use: the config alone imports nothing heavy; the task
+imports astropy (catalogs) and the patch runner the butler and Dask only when run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .config import CONFIG_KEY, DeblendConfig
+
+__all__ = [
+    "CONFIG_KEY",
+    "DEFAULT_DEBLEND_RUN",
+    "DeblendConfig",
+    "DeblendSummary",
+    "DeblendTask",
+    "PatchResult",
+    "add_deblend_arguments",
+    "deblend_patch",
+    "deblend_patches",
+    "main_deblend",
+]
+
+_MODULE_OF = {
+    "DeblendTask": "task",
+    "DEFAULT_DEBLEND_RUN": "patches",
+    "DeblendSummary": "patches",
+    "PatchResult": "patches",
+    "add_deblend_arguments": "patches",
+    "deblend_patch": "patches",
+    "deblend_patches": "patches",
+    "main_deblend": "patches",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vermilion.pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

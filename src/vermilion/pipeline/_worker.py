@@ -1,0 +1,266 @@
+"""Deblend one blend: the unit of work sent to a worker process.
+
+This module imports only numpy, `vermilion.core` and `vermilion.io` (no astropy,
+butler or Dask), so that spawned worker processes start quickly. A job carries
+only its cutout of the patch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from vermilion.core import (
+    Blend,
+    Box,
+    init_adaprox_component,
+    init_all_sources,
+    integrated_gaussian,
+    observation_from_exposure,
+    weight_sources,
+)
+
+from .config import DeblendConfig
+
+__all__ = ["BlendJob", "BlendResult", "Settings", "deblend_blend", "run_chunk"]
+
+
+@dataclass
+class Settings:
+    """What every blend of a patch shares (sent once to each worker process)."""
+
+    config: DeblendConfig
+    bands: tuple[str, ...]
+    psfs: np.ndarray
+    model_psf: np.ndarray
+
+    @classmethod
+    def build(cls, config: DeblendConfig, bands, psfs) -> Settings:
+        model_psf = integrated_gaussian(config.modelPsfSigma, config.modelPsfSize)
+        return cls(config, tuple(str(b) for b in bands), np.asarray(psfs, np.float32), model_psf)
+
+
+@dataclass
+class BlendJob:
+    """One parent to deblend: its cutout and peaks.
+
+    Attributes
+    ----------
+    index
+        Row of the parent in the input catalog.
+    parent_id
+        The parent's id.
+    bbox
+        The blend box (the footprint's box) in patch pixel coordinates.
+    images, variance, mask
+        ``(bands, h, w)`` cutouts on ``bbox`` (mask may be None).
+    footprint
+        ``(h, w)`` boolean mask of the parent footprint on ``bbox``.
+    peaks
+        ``(n, 2)`` integer ``(y, x)`` peaks, absolute.
+    peak_ids
+        ``(n,)`` ids of those peaks.
+    bad_mask
+        Mask bits whose pixels get zero weight.
+    psf_center
+        ``(y, x)`` where the observed PSF was evaluated.
+    psfs
+        Observed PSFs at ``psf_center``; None when equal to the patch's.
+    """
+
+    index: int
+    parent_id: int
+    bbox: Box
+    images: np.ndarray
+    variance: np.ndarray
+    mask: np.ndarray | None
+    footprint: np.ndarray
+    peaks: np.ndarray
+    peak_ids: np.ndarray
+    bad_mask: int
+    psf_center: tuple[float, float]
+    psfs: np.ndarray | None = None
+
+    @property
+    def cost(self) -> float:
+        return float(self.footprint.size) * (len(self.peaks) + 1)
+
+
+@dataclass
+class BlendResult:
+    """What comes back from a worker for one blend.
+
+    Source arrays are in the order of the job's peaks; ``blend_data`` holds the
+    sources keyed ``0 .. n-1`` (the caller gives them their catalog ids).
+    """
+
+    index: int
+    parent_id: int
+    failed: bool = False
+    reason: str = ""
+    iterations: int = 0
+    log_likelihood: float = float("nan")
+    converged: bool = False
+    model_flux: np.ndarray | None = None  # (n, bands) float64
+    flux: np.ndarray | None = None  # (n, bands) float64, re-apportioned
+    n_components: np.ndarray | None = None  # (n,)
+    flux_masks: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
+    blend_data: Any = None
+    seconds: float = 0.0
+
+
+class _Cutout:
+    """The attributes `observation_from_exposure` reads, over a job's box."""
+
+    def __init__(self, job: BlendJob, settings: Settings) -> None:
+        self.images = job.images
+        self.variance = job.variance
+        self.mask = job.mask
+        self.psfs = settings.psfs if job.psfs is None else job.psfs
+        self.bands = settings.bands
+        self.bbox = job.bbox
+
+
+class _FootprintMask:
+    """A parent footprint as `observation_from_exposure` reads it (a mask on a box)."""
+
+    def __init__(self, mask: np.ndarray, bbox: Box) -> None:
+        self.bbox = bbox
+        self.spans = self
+        self._mask = mask
+
+    def as_array(self) -> np.ndarray:
+        return self._mask
+
+
+class BlendFailure(RuntimeError):
+    """A blend that cannot be modelled (e.g. every pixel of its footprint is masked)."""
+
+
+def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
+    """Initialize, fit and re-apportion one blend; store its models.
+
+    With ``config.catchFailures`` every exception (a diverging fit, bad data) is
+    returned as a failed result with the reason; otherwise it is raised.
+    """
+    from vermilion.io import blend_to_data
+
+    config = settings.config
+    start = time.perf_counter()
+    try:
+        cut = _Cutout(job, settings)
+        obs = observation_from_exposure(
+            cut,
+            bbox=job.bbox,
+            footprint=_FootprintMask(job.footprint, job.bbox),
+            bad_mask=job.bad_mask,
+            model_psf=settings.model_psf,
+            use_weights=config.useWeights,
+            convolution_mode=config.convolutionType,
+        )
+        if not np.any(obs._weights > 0):
+            raise BlendFailure("every pixel of the footprint is masked or has no valid variance")
+        centers = [(int(y), int(x)) for y, x in job.peaks]
+        cutoff = config.maxSpectrumCutoff
+        fit_spectra = config.setSpectra and (
+            cutoff == 0 or len(centers) * int(job.footprint.sum()) <= cutoff
+        )
+        sources = init_all_sources(
+            obs,
+            centers,
+            min_snr=config.init_min_snr,
+            thresh=config.morphThresh,
+            max_components=config.max_components,
+            bg_thresh=config.backgroundThresh,
+            fit_spectra=fit_spectra,
+        )
+        for source, peak_id in zip(sources, job.peak_ids):
+            source.metadata["peak_id"] = int(peak_id)
+        blend = Blend(sources, obs, metadata={"parent_id": job.parent_id})
+        blend.parameterize(
+            partial(
+                init_adaprox_component,
+                bg_thresh=config.backgroundThresh,
+                max_prox_iter=config.maxProxIter,
+            )
+        )
+        iterations, log_l = blend.fit(
+            config.maxIter,
+            e_rel=config.relativeError,
+            min_iter=config.minIter,
+            resize=config.resizeFrequency or None,
+        )
+        model_flux = np.array(
+            [
+                np.sum(s.get_model().data, axis=(1, 2), dtype=np.float64)
+                if not s.is_null
+                else np.zeros(len(settings.bands))
+                for s in blend.sources
+            ]
+        ).reshape(len(blend.sources), len(settings.bands))
+        if not (np.isfinite(log_l) and np.all(np.isfinite(model_flux))):
+            raise FloatingPointError(
+                f"the fitted model is not finite after {iterations} iterations (logL={log_l})"
+            )
+        weight_sources(blend)
+        flux = np.zeros_like(model_flux)
+        masks = []
+        for i, s in enumerate(blend.sources):
+            if s.flux is None:
+                masks.append(((0, 0), np.zeros((0, 0), bool)))
+                continue
+            flux[i] = np.sum(s.flux.data, axis=(1, 2), dtype=np.float64)
+            masks.append((tuple(s.flux_box.origin), s.flux.data.sum(axis=0) > 0))
+        data = blend_to_data(blend, psf_center=job.psf_center)
+        data.footprint = job.footprint
+        data.metadata = {
+            **(data.metadata or {}),
+            "iterations": int(iterations),
+            "logL": float(log_l),
+            "converged": bool(blend.converged),
+        }
+        return BlendResult(
+            job.index,
+            job.parent_id,
+            iterations=int(iterations),
+            log_likelihood=float(log_l),
+            converged=bool(blend.converged),
+            model_flux=model_flux,
+            flux=flux,
+            n_components=np.array([len(s.components) for s in blend.sources], np.int32),
+            flux_masks=masks,
+            blend_data=data,
+            seconds=time.perf_counter() - start,
+        )
+    except Exception as exc:
+        if not config.catchFailures:
+            raise
+        return BlendResult(
+            job.index,
+            job.parent_id,
+            failed=True,
+            reason=f"{type(exc).__name__}: {exc}",
+            seconds=time.perf_counter() - start,
+        )
+
+
+# ---- process pool plumbing ----------------------------------------------------------
+
+_SETTINGS: Settings | None = None
+
+
+def init_worker(settings: Settings) -> None:
+    """Process-pool initializer: keep the patch's shared settings in this process."""
+    global _SETTINGS
+    _SETTINGS = settings
+
+
+def run_chunk(jobs: list[BlendJob]) -> list[BlendResult]:
+    """Deblend a list of blends in a worker process (after `init_worker`)."""
+    if _SETTINGS is None:
+        raise RuntimeError("worker process was not initialized with the patch settings")
+    return [deblend_blend(job, _SETTINGS) for job in jobs]

@@ -1,0 +1,406 @@
+"""`DeblendConfig`: every setting of the patch deblender, with the Rubin deblender's defaults.
+
+A config is a plain dataclass. It is loaded from a YAML or TOML file
+(`DeblendConfig.from_file`), changed field by field (`DeblendConfig.override`,
+`DeblendConfig.from_args` for ``key=value`` strings from a command line) and
+recorded with the outputs (`DeblendConfig.to_dict`: in the model data's metadata
+and in the catalog's ``meta`` under ``"deblend_config"``).
+
+Field names keep the Rubin spelling (``maxIter``, ``relativeError`` ...) so that
+configs of ``lsst.meas.extensions.scarlet.ScarletDeblendConfig`` carry over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CONFIG_KEY", "DeblendConfig"]
+
+#: Key under which the config is recorded in model-data metadata and catalog meta.
+CONFIG_KEY = "deblend_config"
+
+_SOURCE_MODELS = ("single", "double", "compact")
+_CONVOLUTIONS = ("fft", "real")
+_TRUE = {"true", "yes", "on", "1", "y", "t"}
+_FALSE = {"false", "no", "off", "0", "n", "f"}
+
+
+class _class_or_instance_method:
+    """A method bound to the instance when called on one, else to the class."""
+
+    def __init__(self, func) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj, cls):
+        return functools.partial(self.func, cls if obj is None else obj)
+
+
+@dataclass
+class DeblendConfig:
+    """Settings of `vermilion.pipeline.DeblendTask` (Rubin ``ScarletDeblendConfig`` names).
+
+    Fit
+    ---
+    maxIter : int, default 300
+        Maximum number of iterations of a blend's fit.
+    minIter : int, default 15
+        Minimum number of iterations before the convergence test applies.
+    relativeError : float, default 1e-2
+        Stop when ``|logL_k - logL_(k-1)| < relativeError * |logL_k|``.
+    maxProxIter : int, default 1
+        Times the proximal operators are applied per step.
+    backgroundThresh : float, default 0.25
+        Morphology pixels whose model is below ``backgroundThresh * noise_rms`` in
+        every band are set to 0 (sparsity).
+    resizeFrequency : int, default 10
+        Resize the component boxes every this many iterations (0: never). Not a
+        Rubin field (its engine resizes every 10 iterations).
+
+    Model
+    -----
+    modelPsfSigma : float, default 0.8
+        Sigma (pixels) of the circular Gaussian model-space PSF.
+    modelPsfSize : int, default 11
+        Width of the model PSF image (odd).
+    convolutionType : {"fft", "real"}, default "fft"
+        How models are convolved to the observed PSFs during the fit.
+
+    Initialization
+    --------------
+    sourceModel : {"single", "double", "compact"}, default "double"
+        "single": one component per source; "double": bright sources get a bulge
+        and a disk (``init_all_sources(max_components=2)``); "compact": every
+        source starts as the model PSF (one component).
+    minSNR : float, default 50
+        Peaks below this detection S/N start as compact sources.
+    morphThresh : float, default 1
+        Initial morphologies are cut where the detection image falls below this S/N.
+    setSpectra : bool, default True
+        Fit all spectra at once by least squares after initialization ...
+    maxSpectrumCutoff : int, default 1_000_000
+        ... unless ``peaks * footprint area`` exceeds this (memory and time of the
+        spectrum fit).
+
+    Data
+    ----
+    useWeights : bool, default True
+        Inverse-variance weights; False gives every valid pixel weight 1.
+    badMask : tuple of str, default ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
+        Mask planes whose pixels get zero weight (planes the exposure does not
+        define are ignored).
+
+    Which parents are deblended
+    ---------------------------
+    processSingles : bool, default True
+        Also model isolated parents (one peak). When False they get one child
+        whose model is the image inside the footprint (stored as an isolated
+        source). Rubin's default is False; ours is True so that every source has
+        a model.
+    maxNumberOfPeaks : int, default 200
+        Parents with more peaks are skipped (``deblend_tooManyPeaks``); 0: no limit.
+    maxFootprintArea : int, default 100_000
+        Parents with a larger footprint (pixels) are skipped
+        (``deblend_parentTooBig``); 0: no limit.
+    maxAreaTimesPeaks : float, default 1e7
+        Parents whose area times number of peaks exceeds this are skipped
+        (``deblend_parentTooBig``); 0: no limit.
+    maxFootprintSize : int, default 0
+        Parents whose footprint box is longer than this on a side are skipped
+        (``deblend_parentTooBig``); 0: no limit.
+    pseudoColumns : tuple of str, default ("merge_peak_sky", "sky_source")
+        Boolean catalog columns marking pseudo-sources (sky objects): parents with
+        one of them set are never deblended (``deblend_skipped``).
+
+    Failures
+    --------
+    catchFailures : bool, default True
+        A blend whose fit fails (an exception, a non-finite likelihood) is flagged
+        ``deblend_failed`` with the reason and the patch goes on; False raises.
+    """
+
+    maxIter: int = 300
+    minIter: int = 15
+    relativeError: float = 1e-2
+    morphThresh: float = 1.0
+    backgroundThresh: float = 0.25
+    maxProxIter: int = 1
+    resizeFrequency: int = 10
+    modelPsfSigma: float = 0.8
+    modelPsfSize: int = 11
+    minSNR: float = 50.0
+    useWeights: bool = True
+    badMask: tuple[str, ...] = ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
+    convolutionType: str = "fft"
+    sourceModel: str = "double"
+    setSpectra: bool = True
+    maxSpectrumCutoff: int = 1_000_000
+    processSingles: bool = True
+    maxNumberOfPeaks: int = 200
+    maxFootprintArea: int = 100_000
+    maxAreaTimesPeaks: float = 1e7
+    maxFootprintSize: int = 0
+    catchFailures: bool = True
+    pseudoColumns: tuple[str, ...] = field(default=("merge_peak_sky", "sky_source"))
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
+        self.validate()
+
+    # -- checks -------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ValueError naming the first field with an impossible value."""
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"DeblendConfig.{name} {what}, got {getattr(self, name)!r}")
+
+        need(self.maxIter >= 1, "maxIter", "must be >= 1")
+        need(self.minIter >= 0, "minIter", "must be >= 0")
+        need(
+            math.isfinite(self.relativeError) and self.relativeError > 0,
+            "relativeError",
+            "must be a positive number",
+        )
+        need(math.isfinite(self.morphThresh), "morphThresh", "must be finite")
+        need(
+            math.isfinite(self.backgroundThresh) and self.backgroundThresh >= 0,
+            "backgroundThresh",
+            "must be >= 0",
+        )
+        need(self.maxProxIter >= 1, "maxProxIter", "must be >= 1")
+        need(self.resizeFrequency >= 0, "resizeFrequency", "must be >= 0 (0: never)")
+        need(
+            math.isfinite(self.modelPsfSigma) and self.modelPsfSigma > 0,
+            "modelPsfSigma",
+            "must be positive",
+        )
+        need(
+            self.modelPsfSize >= 1 and self.modelPsfSize % 2 == 1,
+            "modelPsfSize",
+            "must be a positive odd number",
+        )
+        need(not math.isnan(self.minSNR), "minSNR", "must be a number")
+        need(
+            self.convolutionType in _CONVOLUTIONS,
+            "convolutionType",
+            f"must be one of {_CONVOLUTIONS}",
+        )
+        need(self.sourceModel in _SOURCE_MODELS, "sourceModel", f"must be one of {_SOURCE_MODELS}")
+        for name in (
+            "maxSpectrumCutoff",
+            "maxNumberOfPeaks",
+            "maxFootprintArea",
+            "maxFootprintSize",
+        ):
+            need(getattr(self, name) >= 0, name, "must be >= 0 (0: no limit)")
+        need(
+            not math.isnan(self.maxAreaTimesPeaks) and self.maxAreaTimesPeaks >= 0,
+            "maxAreaTimesPeaks",
+            "must be >= 0 (0: no limit)",
+        )
+
+    # -- derived settings ---------------------------------------------------------
+    @property
+    def max_components(self) -> int:
+        """Components per source given to `vermilion.core.init_all_sources`."""
+        return 2 if self.sourceModel == "double" else 1
+
+    @property
+    def init_min_snr(self) -> float:
+        """The ``min_snr`` of the initialization (infinite for ``sourceModel="compact"``)."""
+        return math.inf if self.sourceModel == "compact" else float(self.minSNR)
+
+    # -- conversions --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-compatible values (tuples as lists), in field order."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DeblendConfig:
+        """Build from a mapping; unknown keys raise ValueError naming them."""
+        return cls().override(values)
+
+    def override(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> DeblendConfig:
+        """A copy with some fields changed: ``config.override({"maxIter": 100})``.
+
+        Values may be strings (``"100"``, ``"true"``, ``"BAD,SAT"``); they are
+        converted to the field's type. Unknown names raise ValueError.
+        """
+        changes = {**(values or {}), **kwargs}
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown DeblendConfig field(s) {unknown}; the fields are {sorted(known)}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    @_class_or_instance_method
+    def from_args(self_or_cls, args: Iterable[str]) -> DeblendConfig:
+        """Apply ``key=value`` strings (e.g. from ``--config maxIter=100``).
+
+        Works on the class (starting from the defaults) or on an instance:
+        ``DeblendConfig.from_args(["maxIter=100"])``, ``config.from_args([...])``.
+        Values are parsed as YAML scalars or lists (``badMask=[BAD, SAT]`` or
+        ``badMask=BAD,SAT``).
+        """
+        base = self_or_cls if isinstance(self_or_cls, DeblendConfig) else self_or_cls()
+        changes: dict[str, Any] = {}
+        for arg in args:
+            key, sep, text = str(arg).partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ValueError(f"Config override {arg!r} is not of the form name=value")
+            changes[key] = _parse_text(text.strip())
+        return base.override(changes)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, overrides: Iterable[str] = ()) -> DeblendConfig:
+        """Load a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file of field values.
+
+        The file may hold the fields at its top level or under a ``deblend`` (or
+        ``deblend_config``) section. ``overrides`` are ``key=value`` strings
+        applied afterwards.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"No config file at {path}")
+        text = path.read_text()
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".toml":
+                import tomllib
+
+                data = tomllib.loads(text)
+            elif suffix in (".yaml", ".yml", ".json", ""):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                raise ValueError(f"{path}: unknown config format {suffix!r} (use .yaml or .toml)")
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"{path}: cannot parse the config: {exc}") from exc
+        data = data or {}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: a config file must hold a mapping of field names to values")
+        for section in ("deblend", CONFIG_KEY):
+            if isinstance(data.get(section), Mapping):
+                data = data[section]
+                break
+        try:
+            config = cls.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+        return config.from_args(overrides) if overrides else config
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the config as YAML (or TOML for a ``.toml`` path), atomically."""
+        import tempfile
+
+        path = Path(path)
+        if path.suffix.lower() == ".toml":
+            text = _to_toml(self.to_dict())
+        else:
+            import yaml
+
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def __str__(self) -> str:
+        return "\n".join(f"{k} = {v!r}" for k, v in self.to_dict().items())
+
+
+# ---- value conversion -------------------------------------------------------------
+
+
+def _parse_text(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    kind = str(annotation)
+    where = f"DeblendConfig.{name}"
+    if kind.startswith("tuple"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        elif value is None:
+            value = []
+        if not isinstance(value, Iterable):
+            raise ValueError(f"{where} must be a list of names, got {value!r}")
+        items = tuple(str(v) for v in value)
+        return items
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{where} must be true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} must be an integer, got {value!r}") from None
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+        return int(number)
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} must be a number, got {value!r}") from None
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _to_toml(values: Mapping[str, Any]) -> str:
+    import json
+
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, float):
+            text = repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+        elif isinstance(value, list):
+            text = "[" + ", ".join(json.dumps(v) for v in value) + "]"
+        else:
+            text = json.dumps(value)
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"

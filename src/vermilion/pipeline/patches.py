@@ -1,0 +1,644 @@
+"""Deblend many patches of a data repository, on Dask.
+
+`deblend_patch` is one unit of work: read the coadds of a patch from the
+butler, detect (`vermilion.detect.detect_sources`), deblend (`DeblendTask`) and
+write ``deepCoadd_deblendedCatalog`` and ``deepCoadd_scarletModelData`` into the
+output run, both in one butler transaction. A patch whose two outputs already
+exist in the output run is skipped (unless ``redo``), and a patch left with only
+one of them is redone, so an interrupted run is resumed by running it again.
+
+`deblend_patches` runs `deblend_patch` for a list of patches on a local Dask
+cluster (default), a Dask local scheduler (``"synchronous"``, ``"threads"``,
+``"processes"``) or any Dask scheduler given by address, with a progress bar
+and a `DeblendSummary` at the end.
+
+`main_deblend` / `add_deblend_arguments` are the ``vermilion deblend`` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .config import DeblendConfig
+from .task import DeblendTask, default_workers
+
+__all__ = [
+    "CATALOG_DATASET",
+    "DEFAULT_DEBLEND_RUN",
+    "MODEL_DATASET",
+    "DeblendSummary",
+    "PatchResult",
+    "add_deblend_arguments",
+    "deblend_patch",
+    "deblend_patches",
+    "main_deblend",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Default output run of the deblender.
+DEFAULT_DEBLEND_RUN = "vermilion/deblend"
+CATALOG_DATASET = "deepCoadd_deblendedCatalog"
+MODEL_DATASET = "deepCoadd_scarletModelData"
+EXPOSURE_DATASET = "deepCoadd_calexp"
+_OUTPUTS = (MODEL_DATASET, CATALOG_DATASET)
+_LOCAL_SCHEDULERS = {
+    "synchronous": "synchronous",
+    "sync": "synchronous",
+    "single-threaded": "synchronous",
+    "threads": "threads",
+    "threading": "threads",
+    "processes": "processes",
+    "multiprocessing": "processes",
+}
+_BAND_ORDER = "ugrizyUGRIZY"
+
+
+@dataclass
+class PatchResult:
+    """What happened to one patch.
+
+    Attributes
+    ----------
+    status
+        ``"done"`` (deblended and written), ``"skipped"`` (outputs existed) or
+        ``"failed"`` (see ``error``; nothing was written).
+    n_parents, n_blends, n_sources, n_failed, n_skipped
+        Parents detected; parents deblended; children written; parents flagged
+        ``deblend_failed``; parents flagged ``deblend_skipped``.
+    """
+
+    tract: int
+    patch: int
+    status: str
+    n_parents: int = 0
+    n_blends: int = 0
+    n_sources: int = 0
+    n_failed: int = 0
+    n_skipped: int = 0
+    read_seconds: float = 0.0
+    detect_seconds: float = 0.0
+    deblend_seconds: float = 0.0
+    write_seconds: float = 0.0
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class DeblendSummary:
+    """Totals of a `deblend_patches` run (``print(summary)`` for a report)."""
+
+    patches: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    blends: int = 0
+    sources: int = 0
+    failures: int = 0
+    skipped_blends: int = 0
+    seconds: float = 0.0
+    results: list[PatchResult] = field(default_factory=list)
+
+    @property
+    def sources_per_second(self) -> float:
+        return self.sources / self.seconds if self.seconds > 0 else 0.0
+
+    @classmethod
+    def from_results(cls, results: Sequence[PatchResult], seconds: float) -> DeblendSummary:
+        out = cls(patches=len(results), seconds=seconds, results=list(results))
+        for r in results:
+            out.done += r.status == "done"
+            out.skipped += r.status == "skipped"
+            out.failed += r.status == "failed"
+            out.blends += r.n_blends
+            out.sources += r.n_sources
+            out.failures += r.n_failed
+            out.skipped_blends += r.n_skipped
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["sources_per_second"] = self.sources_per_second
+        return out
+
+    def __str__(self) -> str:
+        lines = [
+            f"patches: {self.patches} ({self.done} deblended, {self.skipped} already done, "
+            f"{self.failed} failed)",
+            f"blends: {self.blends} deblended, {self.failures} failed, "
+            f"{self.skipped_blends} skipped",
+            f"sources: {self.sources}",
+            f"time: {self.seconds:.1f} s ({self.sources_per_second:.1f} sources/s)",
+        ]
+        for r in self.results:
+            if r.status == "failed":
+                lines.append(f"  tract {r.tract} patch {r.patch} failed: {r.error}")
+        return "\n".join(lines)
+
+
+# ---- one patch ---------------------------------------------------------------------------
+
+
+def _repo_root(repo: Any) -> str:
+    if isinstance(repo, str | os.PathLike):
+        return os.fspath(repo)
+    from vermilion.repo.repository import _root_of
+
+    return _root_of(repo)
+
+
+def _as_config(config: DeblendConfig | Mapping | str | os.PathLike | None) -> DeblendConfig:
+    if config is None:
+        return DeblendConfig()
+    if isinstance(config, DeblendConfig):
+        return config
+    if isinstance(config, Mapping):
+        return DeblendConfig.from_dict(config)
+    return DeblendConfig.from_file(config)
+
+
+def _band_key(band: str) -> tuple[int, str]:
+    return (_BAND_ORDER.index(band) if band in _BAND_ORDER else len(_BAND_ORDER), band)
+
+
+def patch_bands(butler: Any, data_id: Mapping[str, Any], collections: Sequence[str]) -> list[str]:
+    """Bands with a ``deepCoadd_calexp`` of this patch, in wavelength order (ugrizy)."""
+    refs = butler.query_datasets(
+        EXPOSURE_DATASET, collections=list(collections), data_id=dict(data_id), explain=False
+    )
+    return sorted({str(ref.dataId["band"]) for ref in refs}, key=_band_key)
+
+
+def _existing_outputs(butler: Any, data_id: Mapping[str, Any], run: str) -> dict[str, Any]:
+    out = {}
+    for name in _OUTPUTS:
+        ref = butler.find_dataset(name, dict(data_id), collections=run)
+        if ref is not None:
+            out[name] = ref
+    return out
+
+
+def deblend_patch(
+    repo: Any,
+    tract: int,
+    patch: int,
+    config: DeblendConfig | Mapping | None = None,
+    *,
+    skymap: str | None = None,
+    bands: Sequence[str] | None = None,
+    input_collections: str | Sequence[str] | None = None,
+    output_run: str = DEFAULT_DEBLEND_RUN,
+    redo: bool = False,
+    workers: int | None = 1,
+    mp_context: str = "spawn",
+    detect_kwargs: Mapping[str, Any] | None = None,
+    raise_errors: bool = False,
+) -> PatchResult:
+    """Detect, deblend and write one patch (idempotent).
+
+    Parameters
+    ----------
+    repo
+        Repository path (or a Butler of it).
+    tract, patch
+        The patch (sequential patch id).
+    config
+        `DeblendConfig` (or a mapping of its fields); default: the defaults.
+    skymap
+        Sky map name (default: the repository's only one).
+    bands
+        Bands to use (default: every band with a ``deepCoadd_calexp`` of the patch).
+    input_collections
+        Collections holding the coadds (default `vermilion.repo.DEFAULT_COADD_RUN`).
+    output_run
+        Run the outputs go to.
+    redo
+        Deblend again and replace outputs that exist in ``output_run``.
+    workers
+        Processes for the blends of this patch (None: every core).
+    mp_context
+        Start method of those processes.
+    detect_kwargs
+        Keyword arguments of `vermilion.detect.detect_sources`.
+    raise_errors
+        Raise instead of returning a ``"failed"`` result.
+
+    Returns
+    -------
+    PatchResult
+    """
+    from vermilion.detect.detection import detect_sources
+    from vermilion.repo import DEFAULT_COADD_RUN, MultibandExposure, open_repo
+    from vermilion.repo.repository import _default_skymap
+
+    start = time.perf_counter()
+    result = PatchResult(int(tract), int(patch), "failed")
+    try:
+        config = _as_config(config)
+        root = _repo_root(repo)
+        if input_collections is None:
+            input_collections = [DEFAULT_COADD_RUN]
+        elif isinstance(input_collections, str):
+            input_collections = [input_collections]
+        butler = open_repo(
+            root, writeable=True, collections=list(input_collections), run=output_run
+        )
+        skymap = skymap or _default_skymap(butler)
+        data_id = {"skymap": skymap, "tract": int(tract), "patch": int(patch)}
+        from lsst.daf.butler import CollectionType
+
+        butler.collections.register(output_run, CollectionType.RUN)
+        existing = _existing_outputs(butler, data_id, output_run)
+        if len(existing) == len(_OUTPUTS) and not redo:
+            result.status = "skipped"
+            result.seconds = time.perf_counter() - start
+            return result
+
+        t = time.perf_counter()
+        if bands is None:
+            bands = patch_bands(butler, data_id, input_collections)
+            if not bands:
+                raise LookupError(
+                    f"No {EXPOSURE_DATASET} for tract {tract} patch {patch} in "
+                    f"{list(input_collections)}"
+                )
+        mexp = MultibandExposure.from_butler(butler, list(bands), EXPOSURE_DATASET, **data_id)
+        result.read_seconds = time.perf_counter() - t
+
+        t = time.perf_counter()
+        kwargs = dict(detect_kwargs or {})
+        parents = detect_sources(
+            mexp.images,
+            mexp.variance,
+            mexp.mask,
+            mexp.psfs,
+            bands=mexp.bands,
+            yx0=mexp.bbox.origin,
+            mask_planes=mexp.mask_planes,
+            tract=int(tract),
+            patch=int(patch),
+            **kwargs,
+        )
+        result.detect_seconds = time.perf_counter() - t
+        result.n_parents = len(parents)
+
+        t = time.perf_counter()
+        task = DeblendTask(config, workers=workers, mp_context=mp_context)
+        catalog, model_data = task.run(mexp, parents)
+        result.deblend_seconds = time.perf_counter() - t
+        catalog.meta["detect_config"] = {k: _plain(v) for k, v in kwargs.items()}
+        model_data.metadata["skymap"] = skymap
+        _count(result, catalog)
+
+        t = time.perf_counter()
+        _write(butler, catalog, model_data, data_id, output_run, existing)
+        result.write_seconds = time.perf_counter() - t
+        result.status = "done"
+    except Exception as exc:
+        if raise_errors:
+            raise
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+        _log.warning(
+            "tract %s patch %s failed: %s\n%s", tract, patch, result.error, traceback.format_exc()
+        )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+def _count(result: PatchResult, catalog: Any) -> None:
+    import numpy as np
+
+    parent = np.asarray(catalog["parent"])
+    is_parent = parent == 0
+    failed = np.asarray(catalog["deblend_failed"]) & is_parent
+    skipped = np.asarray(catalog["deblend_skipped"]) & is_parent
+    n_child = np.asarray(catalog["deblend_nChild"])
+    result.n_sources = int(np.sum(~is_parent))
+    result.n_failed = int(failed.sum())
+    result.n_skipped = int(skipped.sum())
+    result.n_blends = int(np.sum(is_parent & (n_child > 0) & ~failed & ~skipped))
+
+
+def _write(butler, catalog, model_data, data_id, run: str, existing: Mapping[str, Any]) -> None:
+    """Replace any partial outputs and put both outputs in one transaction."""
+    with butler.transaction():
+        if existing:
+            butler.pruneDatasets(
+                list(existing.values()), disassociate=True, unstore=True, purge=True
+            )
+        butler.put(model_data, MODEL_DATASET, data_id, run=run)
+        butler.put(catalog, CATALOG_DATASET, data_id, run=run)
+
+
+# ---- many patches --------------------------------------------------------------------------
+
+
+def _split_workers(n_patches: int, workers: int | None) -> tuple[int, int]:
+    """(Dask workers, blend processes per patch) for ``workers`` cores in all."""
+    cores = default_workers() if workers is None else int(workers)
+    if cores < 1:
+        raise ValueError(f"workers must be >= 1 or None (every core), got {workers}")
+    n_dask = max(1, min(n_patches, cores))
+    return n_dask, max(1, cores // n_dask)
+
+
+def deblend_patches(
+    repo: Any,
+    tract: int,
+    patches: Iterable[int],
+    config: DeblendConfig | Mapping | str | os.PathLike | None = None,
+    scheduler: Any = None,
+    redo: bool = False,
+    workers: int | None = None,
+    *,
+    skymap: str | None = None,
+    bands: Sequence[str] | None = None,
+    input_collections: str | Sequence[str] | None = None,
+    output_run: str = DEFAULT_DEBLEND_RUN,
+    detect_kwargs: Mapping[str, Any] | None = None,
+    mp_context: str = "spawn",
+    progress: bool = True,
+    on_patch_done: Callable[[PatchResult], None] | None = None,
+) -> DeblendSummary:
+    """Detect, deblend and write every patch in ``patches`` of ``tract``, on Dask.
+
+    Parameters
+    ----------
+    repo
+        Repository path (or a Butler of it); every Dask worker opens it itself.
+    tract
+        Tract id.
+    patches
+        Sequential patch ids.
+    config
+        `DeblendConfig`, a mapping of its fields, or the path of a YAML/TOML file.
+    scheduler
+        None: a local Dask cluster (``dask.distributed.LocalCluster``, one process
+        per patch in flight); ``"synchronous"``, ``"threads"`` or ``"processes"``:
+        Dask's local schedulers; a ``dask.distributed.Client``; or the address of
+        a Dask scheduler (``"tcp://host:8786"``).
+    redo
+        Deblend patches whose outputs already exist (and replace them).
+    workers
+        Cores to use in all (default: every core): the patches in flight share
+        them, each patch spreading its blends over ``workers // patches in flight``
+        processes. Ignored for the processes of a remote scheduler's workers,
+        where each patch uses one process per core its Dask worker has.
+    skymap, bands, input_collections, output_run, detect_kwargs, mp_context
+        See `deblend_patch`.
+    progress
+        Show a progress bar over the patches (tqdm).
+    on_patch_done
+        Called in this process with each `PatchResult` as it completes (an
+        exception raised there stops the run; finished patches stay written).
+
+    Returns
+    -------
+    DeblendSummary
+    """
+    start = time.perf_counter()
+    patch_ids = [int(p) for p in patches]
+    if len(set(patch_ids)) != len(patch_ids):
+        raise ValueError(f"patches repeat: {patch_ids}")
+    config = _as_config(config)
+    root = _repo_root(repo)
+    if not patch_ids:
+        return DeblendSummary(seconds=time.perf_counter() - start)
+    n_dask, per_patch = _split_workers(len(patch_ids), workers)
+    kwargs = {
+        "config": config,
+        "skymap": skymap,
+        "bands": None if bands is None else list(bands),
+        "input_collections": input_collections,
+        "output_run": output_run,
+        "redo": redo,
+        "workers": per_patch,
+        "mp_context": mp_context,
+        "detect_kwargs": None if detect_kwargs is None else dict(detect_kwargs),
+    }
+    _prepare_run(root, output_run)
+    bar = _patch_bar(len(patch_ids), progress)
+    results: list[PatchResult] = []
+
+    def done(result: PatchResult) -> None:
+        results.append(result)
+        bar.update(1)
+        bar.set_postfix_str(
+            f"{sum(r.n_sources for r in results)} sources, "
+            f"{sum(r.status == 'failed' for r in results)} failed patches"
+        )
+        if on_patch_done is not None:
+            on_patch_done(result)
+
+    try:
+        if isinstance(scheduler, str) and scheduler.lower() in _LOCAL_SCHEDULERS:
+            _run_local(
+                root, tract, patch_ids, kwargs, _LOCAL_SCHEDULERS[scheduler.lower()], n_dask, done
+            )
+        else:
+            _run_distributed(root, tract, patch_ids, kwargs, scheduler, n_dask, done)
+    finally:
+        bar.close()
+    order = {p: i for i, p in enumerate(patch_ids)}
+    results.sort(key=lambda r: order[r.patch])
+    return DeblendSummary.from_results(results, time.perf_counter() - start)
+
+
+def _prepare_run(root: str, output_run: str) -> None:
+    """Open the repository once here (a clear error early) and register the output run."""
+    from lsst.daf.butler import CollectionType
+
+    from vermilion.repo import open_repo
+
+    butler = open_repo(root, writeable=True)
+    butler.collections.register(output_run, CollectionType.RUN)
+
+
+def _patch_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="patch", desc="deblend patches", disable=not enabled)
+
+
+def _key(tract: int, patch: int) -> str:
+    return f"deblend_patch-{tract}-{patch}"
+
+
+def _run_local(
+    root: str,
+    tract: int,
+    patch_ids: Sequence[int],
+    kwargs: dict,
+    scheduler: str,
+    n_dask: int,
+    done: Callable[[PatchResult], None],
+) -> None:
+    import dask
+    from dask.callbacks import Callback
+
+    tasks = [
+        dask.delayed(deblend_patch, pure=False)(
+            root, tract, p, dask_key_name=_key(tract, p), **kwargs
+        )
+        for p in patch_ids
+    ]
+
+    class _Done(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if isinstance(result, PatchResult):
+                done(result)
+
+    with _Done():
+        if scheduler == "synchronous":
+            dask.compute(*tasks, scheduler="synchronous")
+        else:
+            dask.compute(*tasks, scheduler=scheduler, num_workers=n_dask)
+
+
+def _run_distributed(
+    root: str,
+    tract: int,
+    patch_ids: Sequence[int],
+    kwargs: dict,
+    scheduler: Any,
+    n_dask: int,
+    done: Callable[[PatchResult], None],
+) -> None:
+    import dask
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    own_client = True
+    if scheduler is None:
+        with dask.config.set({"distributed.worker.daemon": False}):
+            cluster = LocalCluster(
+                n_workers=n_dask,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        client = Client(cluster)
+    elif isinstance(scheduler, Client):
+        client, own_client = scheduler, False
+    elif isinstance(scheduler, str):
+        client = Client(scheduler)
+    else:
+        raise ValueError(
+            "scheduler must be None (a local cluster), 'synchronous', 'threads', 'processes', "
+            f"a dask.distributed.Client or a scheduler address, got {scheduler!r}"
+        )
+    futures = []
+    try:
+        futures = [
+            client.submit(deblend_patch, root, tract, p, key=_key(tract, p), pure=False, **kwargs)
+            for p in patch_ids
+        ]
+        for future in as_completed(futures):
+            done(future.result())
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()
+        if own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ---- command line --------------------------------------------------------------------------
+
+
+def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options of ``vermilion deblend`` to ``parser`` (for the CLI)."""
+    parser.add_argument("--repo", required=True, help="data repository path")
+    parser.add_argument("--tract", type=int, required=True, help="tract id")
+    parser.add_argument(
+        "--patch", type=int, nargs="+", required=True, help="sequential patch id(s)"
+    )
+    parser.add_argument("--skymap", default=None, help="sky map (default: the repository's)")
+    parser.add_argument("--bands", default=None, help="bands to use, e.g. 'griz' or 'g,r,i'")
+    parser.add_argument(
+        "--input", action="append", default=None, help="input collection(s) holding the coadds"
+    )
+    parser.add_argument("--output-run", default=DEFAULT_DEBLEND_RUN, help="output run")
+    parser.add_argument("--config", default=None, help="YAML or TOML file of DeblendConfig fields")
+    parser.add_argument(
+        "-c",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one config field, e.g. -c maxIter=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address, or synchronous/threads/processes (default: local cluster)",
+    )
+    parser.add_argument("-j", "--workers", type=int, default=None, help="cores (default: all)")
+    parser.add_argument("--redo", action="store_true", help="redo patches that are done")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--show-config", action="store_true", help="print the config and exit")
+    return parser
+
+
+def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run ``vermilion deblend`` from parsed arguments (or an argument list); return the exit code.
+
+    The exit code is 0 when every patch was deblended or already done, 1 when a
+    patch failed.
+    """
+    if args is None or not isinstance(args, argparse.Namespace):
+        parser = add_deblend_arguments(
+            argparse.ArgumentParser(prog="vermilion deblend", description=__doc__.split("\n")[0])
+        )
+        args = parser.parse_args(args)
+    config = (
+        DeblendConfig.from_file(args.config) if getattr(args, "config", None) else DeblendConfig()
+    )
+    overrides = getattr(args, "overrides", None) or []
+    if overrides:
+        config = config.from_args(overrides)
+    if getattr(args, "show_config", False):
+        print(config)
+        return 0
+    bands = getattr(args, "bands", None)
+    if isinstance(bands, str):
+        split = "," in bands or " " in bands
+        bands = bands.replace(",", " ").split() if split else list(bands)
+    summary = deblend_patches(
+        args.repo,
+        args.tract,
+        args.patch,
+        config=config,
+        scheduler=getattr(args, "scheduler", None),
+        redo=getattr(args, "redo", False),
+        workers=getattr(args, "workers", None),
+        skymap=getattr(args, "skymap", None),
+        bands=bands,
+        input_collections=getattr(args, "input", None),
+        output_run=getattr(args, "output_run", DEFAULT_DEBLEND_RUN),
+        progress=not getattr(args, "no_progress", False),
+    )
+    print(summary)
+    return 1 if summary.failed else 0
