@@ -397,3 +397,23 @@ def test_repository_of_another_version_is_refused(tmp_path):
         open_repo(tmp_path / "plain")
     with pytest.raises(RepoError, match="No data repository"):
         open_repo(tmp_path / "nowhere")
+
+
+def test_seed_blend_rebuilds_from_the_repository(butler, filled):
+    """The seed's next step: a blend with a real observation from the butler's cutout."""
+    io = pytest.importorskip("vermilion.io")
+    if not hasattr(io, "multibandDataToScarlet"):
+        pytest.skip("vermilion.io.multibandDataToScarlet not available yet")
+    model = butler.get("deepCoadd_scarletModelData", tract=TRACT, patch=PATCH)
+    blend_data = model.blends[1]
+    m_exposure = MultibandExposure.fromButler(
+        butler,
+        model.bands,
+        "deepCoadd_calexp",
+        parameters={"bbox": blend_data.bbox},
+        tract=TRACT,
+        patch=PATCH,
+    )
+    blend = io.multibandDataToScarlet(modelData=model, blendId=1, mExposure=m_exposure)
+    assert blend.observation.bbox == blend_data.bbox
+    np.testing.assert_array_equal(np.asarray(blend.observation.images.data), m_exposure.images)

@@ -322,3 +322,16 @@ def test_fast_reader_card_values():
     assert _parse_value("                 -32 / bits") == -32
     assert _parse_value("  1.5E-3") == pytest.approx(1.5e-3)
     assert _parse_value("  2.0D2") == pytest.approx(200.0)
+
+
+def test_importing_repo_loads_neither_butler_nor_astropy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vermilion.repo as r\n"
+        "r.Exposure, r.MultibandExposure, r.ImagePsf, r.SkyMap, r.RepoError, r.MASK_PLANES\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('lsst', 'astropy')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
