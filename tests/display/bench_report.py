@@ -7,6 +7,8 @@ like the parents of a deep coadd patch. Only `write_report` is timed.
 
 from __future__ import annotations
 
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -40,6 +42,13 @@ def patch(n: int, seed: int = 0):
     return items
 
 
+def _cpu() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
@@ -48,13 +57,20 @@ def main() -> None:
     t1 = time.perf_counter()
     children = sum(info["n_children"] for _, _, info in items)
     with tempfile.TemporaryDirectory() as tmp:
+        cpu0 = _cpu()
         t2 = time.perf_counter()
         write_report(items, tmp, workers=workers, progress=False)
         t3 = time.perf_counter()
+        cpu = _cpu() - cpu0
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*"))
     print(f"blends: {n}, children: {children}, workers: {workers}")
     print(f"make blends: {t1 - t0:.1f} s (not timed below)")
     print(f"write_report: {t3 - t2:.1f} s ({1e3 * (t3 - t2) / n:.1f} ms per blend)")
+    print(f"CPU time (this process and workers): {cpu:.1f} s ({1e3 * cpu / n:.1f} ms per blend)")
+    print(
+        f"wall time on {workers} idle cores would be about {cpu / workers:.0f} s; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"report size: {size / 2**20:.1f} MiB")
 
 

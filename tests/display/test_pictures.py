@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from display_helpers import make_blend
@@ -39,6 +41,10 @@ def test_render_blend_pictures_writes_scene_and_sources(tmp_path, n_bands):
     assert full.shape[1] == scene_only.shape[1]
     assert full.shape[0] > 1.8 * scene_only.shape[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blend.png", "scene.png"]  # no temp
+    # readable by others like any file (mkstemp alone would leave 0600)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_render_blend_pictures_options(tmp_path):

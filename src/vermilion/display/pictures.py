@@ -28,6 +28,12 @@ from .rgb import Mapping, img_to_rgb, residual_norm
 __all__ = ["atomic_write", "blend_thumbnail", "render_blend_pictures", "save_figure", "save_rgb"]
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
     path = Path(path)
@@ -36,6 +42,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:
