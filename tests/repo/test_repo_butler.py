@@ -417,3 +417,11 @@ def test_seed_blend_rebuilds_from_the_repository(butler, filled):
     blend = io.multibandDataToScarlet(modelData=model, blendId=1, mExposure=m_exposure)
     assert blend.observation.bbox == blend_data.bbox
     np.testing.assert_array_equal(np.asarray(blend.observation.images.data), m_exposure.images)
+
+
+def test_repo_root_and_default_skymap(butler, filled):
+    from vermilion.repo import default_skymap, repo_root
+
+    assert Path(repo_root(butler)) == Path(filled["path"])
+    assert default_skymap(butler) == SKYMAP
+    assert open_repo(repo_root(butler)) is not None

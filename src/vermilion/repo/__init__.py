@@ -31,6 +31,7 @@ __all__ = [
     "TractInfo",
     "check_repo",
     "create_repo",
+    "default_skymap",
     "describe_repo",
     "get_exposures",
     "get_skymap",
@@ -40,6 +41,7 @@ __all__ = [
     "open_repo",
     "register_skymap",
     "repo_bands",
+    "repo_root",
 ]
 
 _WHERE = {
@@ -61,12 +63,14 @@ _WHERE = {
         "SKYMAP_RUN",
         "check_repo",
         "create_repo",
+        "default_skymap",
         "describe_repo",
         "get_exposures",
         "get_skymap",
         "open_repo",
         "register_skymap",
         "repo_bands",
+        "repo_root",
     ),
     "ingest": ("ingest_arrays", "ingest_coadd", "ingest_model_data"),
 }

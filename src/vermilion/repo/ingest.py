@@ -18,7 +18,7 @@ from vermilion.core.bbox import Box
 
 from .errors import BBoxError, DataIdError, RepoError
 from .exposure import MASK_PLANES, Exposure, ImagePsf
-from .repository import DEFAULT_COADD_RUN, _default_skymap, check_repo, get_skymap, open_repo
+from .repository import DEFAULT_COADD_RUN, check_repo, default_skymap, get_skymap, open_repo
 
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler, DatasetRef
@@ -40,7 +40,7 @@ def _writeable(repo: Any) -> Butler:
 
 
 def _patch_info(butler: Butler, skymap: str | None, tract: int, patch: Any) -> PatchInfo:
-    sky = get_skymap(butler, skymap or _default_skymap(butler))
+    sky = get_skymap(butler, skymap or default_skymap(butler))
     return sky[tract].patch(patch)
 
 

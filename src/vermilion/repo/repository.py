@@ -32,6 +32,7 @@ __all__ = [
     "SKYMAP_RUN",
     "check_repo",
     "create_repo",
+    "default_skymap",
     "describe_repo",
     "get_exposures",
     "get_skymap",
@@ -39,6 +40,7 @@ __all__ = [
     "register_skymap",
     "repo_bands",
     "repo_config",
+    "repo_root",
 ]
 
 REPO_VERSION = 1
@@ -313,7 +315,7 @@ def check_repo(butler: Butler, where: str | None = None) -> int:
             section = config.get("vermilion")
         except Exception:
             section = None
-    where = where or _root_of(butler)
+    where = where or repo_root(butler)
     if section is None:
         raise RepoVersionError(
             f"{where} was not created by vermilion (its butler.yaml has no 'vermilion' "
@@ -334,9 +336,18 @@ def check_repo(butler: Butler, where: str | None = None) -> int:
     return version
 
 
-def _root_of(butler: Butler) -> str:
+def repo_root(butler: Butler) -> str:
+    """Where the butler's repository lives: a local path, or a URI for a remote one."""
     config = getattr(butler, "_config", None)
-    return str(getattr(config, "configDir", None) or butler)
+    root = getattr(config, "configDir", None)
+    if root is None:
+        return str(butler)
+    if getattr(root, "scheme", "") == "file":
+        return root.ospath.rstrip("/") or "/"
+    return str(root)
+
+
+_root_of = repo_root  # older private name
 
 
 def repo_bands(butler: Butler) -> list[str]:
@@ -348,14 +359,15 @@ def get_skymap(butler: Butler, skymap: str | None = None) -> SkyMap:
     """The `SkyMap` stored in the repository (the butler's default, or the only one)."""
     from lsst.daf.butler import DatasetNotFoundError
 
-    name = skymap or _default_skymap(butler)
+    name = skymap or default_skymap(butler)
     try:
         return butler.get("skyMap", skymap=name, collections=SKYMAP_RUN)
     except (DatasetNotFoundError, LookupError) as exc:
-        raise DataIdError(f"Skymap {name!r} is not in the repository {_root_of(butler)}") from exc
+        raise DataIdError(f"Skymap {name!r} is not in the repository {repo_root(butler)}") from exc
 
 
-def _default_skymap(butler: Butler) -> str:
+def default_skymap(butler: Butler) -> str:
+    """The butler's default skymap, or the repository's only one."""
     name = butler.registry.defaults.dataId.get("skymap")
     if name:
         return str(name)
@@ -367,6 +379,9 @@ def _default_skymap(butler: Butler) -> str:
         if names
         else "The repository has no skymap; create it with vermilion.repo.create_repo"
     )
+
+
+_default_skymap = default_skymap  # older private name
 
 
 def _describe_data_id(data_id: Mapping[str, Any]) -> str:
