@@ -425,3 +425,21 @@ def test_repo_root_and_default_skymap(butler, filled):
     assert Path(repo_root(butler)) == Path(filled["path"])
     assert default_skymap(butler) == SKYMAP
     assert open_repo(repo_root(butler)) is not None
+
+
+def test_corrupted_model_and_catalog_files_name_dataset_and_data_id(repo_path, tmp_path):
+    from lsst.daf.butler import Butler
+
+    model_file = tmp_path / "m.vmd"
+    make_model_data().write(model_file)
+    ref = ingest_model_data(repo_path, model_file, 0, 2, "broken")
+    butler = Butler(repo_path, skymap=SKYMAP, collections="broken", run="broken", writeable=True)
+    cat_ref = butler.put(make_catalog(), "deepCoadd_deblendedCatalog", tract=0, patch=2)
+    for r in (ref, cat_ref):
+        path = Path(butler.getURI(r).ospath)
+        size = path.stat().st_size
+        path.write_bytes(b"#" * size)
+    data_id = r"@\{skymap='sim', tract=0, patch=2\}"
+    for name in ("deepCoadd_scarletModelData", "deepCoadd_deblendedCatalog"):
+        with pytest.raises(ValueError, match=name + data_id):
+            butler.get(name, tract=0, patch=2)
