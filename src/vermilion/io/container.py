@@ -671,6 +671,7 @@ class ContainerReader(ModelDataReader):
     def __init__(self, path: str | os.PathLike) -> None:
         path = os.fspath(path)
         self.path = path
+        self._fd = -1
         try:
             self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as e:
@@ -678,10 +679,10 @@ class ContainerReader(ModelDataReader):
         try:
             model = self._open()
         except ModelDataError as e:
-            os.close(self._fd)
+            self.close()
             raise e.with_context(path=path) from None
         except DECODE_ERRORS as e:
-            os.close(self._fd)
+            self.close()
             raise ModelDataError(f"cannot decode: {type(e).__name__}: {e}", path=path) from e
         super().__init__(model, path)
         self.source_format = f"vermilion-container-{FORMAT_VERSION}"
@@ -890,9 +891,9 @@ class ContainerReader(ModelDataReader):
             ) from e
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def __del__(self) -> None:
         try:

@@ -128,18 +128,23 @@ def _blend_pre_schema(b: dict) -> dict:
     return b
 
 
-def _center_to_peak(center: Any, origin_yx: tuple[int, int], shape_hw: tuple[int, int], w, f):
-    """Legacy x-first centre relative to ``origin`` -> absolute (y, x), or None if unusable.
+def _center_to_peak(c: dict, blend_yx0, rel_origin_yx, shape_hw, w, f):
+    """Legacy A centre (x, y, relative to the blend's ``xy0``) -> absolute (y, x), or None.
 
-    Writer bugs stored the box extent as the centre; a centre outside the box means
-    "fall back to the model's maximum".
+    Writer bugs stored the component's extent as its centre; such a centre, or one
+    outside the component box, means "fall back to the model's maximum".
     """
-    if center is None:
+    center = c.get("center")
+    if center is None or center == c.get("extent"):
         return None
-    cx, cy = (as_float(v, w, f) for v in as_list(center, w, f)[:2])
-    if not (0 <= cy < shape_hw[0] and 0 <= cx < shape_hw[1]):
+    vals = as_list(center, w, f)
+    if len(vals) != 2:
+        raise w.error(f"expected (x, y), got {len(vals)} values", f)
+    cx, cy = (as_float(v, w, f) for v in vals)
+    ry, rx = cy - rel_origin_yx[0], cx - rel_origin_yx[1]
+    if not (0 <= ry < shape_hw[0] and 0 <= rx < shape_hw[1]):
         return None
-    return [origin_yx[0] + cy, origin_yx[1] + cx]
+    return [blend_yx0[0] + cy, blend_yx0[1] + cx]
 
 
 def _legacy_a_blend(b: dict) -> dict:
@@ -160,13 +165,12 @@ def _legacy_a_blend(b: dict) -> dict:
             f = f"factorized[{i}]"
             cx0, cy0 = as_int_tuple(require(c, "xy0", ws, f"{f}.xy0"), 2, ws, f"{f}.xy0")
             cw, ch = as_int_tuple(require(c, "extent", ws, f"{f}.extent"), 2, ws, f"{f}.extent")
-            origin = (y0 + cy0, x0 + cx0)
             comps.append(
                 {
                     "component_type": "factorized",
-                    "origin": list(origin),
+                    "origin": [y0 + cy0, x0 + cx0],
                     "shape": [ch, cw],
-                    "peak": _center_to_peak(c.get("center"), origin, (ch, cw), ws, f"{f}.center"),
+                    "peak": _center_to_peak(c, (y0, x0), (cy0, cx0), (ch, cw), ws, f"{f}.center"),
                     "spectrum": require(c, "sed", ws, f"{f}.sed"),
                     "morph": require(c, "morph", ws, f"{f}.morph"),
                 }
@@ -181,13 +185,12 @@ def _legacy_a_blend(b: dict) -> dict:
                     f"{len(model)} values are not a whole number of {ch}x{cw} bands",
                     f"{f}.model",
                 )
-            origin = (y0 + cy0, x0 + cx0)
             comps.append(
                 {
                     "component_type": "component",
-                    "origin": list(origin),
+                    "origin": [y0 + cy0, x0 + cx0],
                     "shape": [len(model) // (ch * cw), ch, cw],
-                    "peak": _center_to_peak(c.get("center"), origin, (ch, cw), ws, f"{f}.center"),
+                    "peak": _center_to_peak(c, (y0, x0), (cy0, cx0), (ch, cw), ws, f"{f}.center"),
                     "model": model,
                 }
             )
@@ -576,7 +579,7 @@ def source_to_dict(source_id: int, s: SourceData) -> dict:
     meta: dict[str, Any] = dict(s.metadata or {})
     if s.peak_id is not None:
         meta["peak_id"] = int(s.peak_id)
-    meta["id"] = int(source_id)
+    meta.setdefault("id", int(source_id))
     return {
         "source_type": "source",
         "components": [component_to_dict(c) for c in s.components],

@@ -1,0 +1,33 @@
+"""Shared fixtures for the io tests: a small synthetic patch and the real Rubin file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vermilion.io import ModelData
+from vermilion.io._synthetic import synthetic_model_data
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+V29 = DATA / "v29_models.json"
+
+
+@pytest.fixture(scope="session")
+def small_model() -> ModelData:
+    """50 blends, 6 bands, boxes 15 to 60 px (a few cube components among them)."""
+    return synthetic_model_data(50, seed=7, max_box=60)
+
+
+@pytest.fixture(scope="session")
+def v29_path() -> Path:
+    if not V29.exists():
+        pytest.skip(f"{V29} is not available")
+    return V29
+
+
+@pytest.fixture
+def container(tmp_path, small_model) -> Path:
+    path = tmp_path / "patch.vmd"
+    small_model.write(path)
+    return path
