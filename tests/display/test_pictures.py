@@ -50,14 +50,16 @@ def test_render_blend_pictures_writes_scene_and_sources(tmp_path, n_bands):
 def test_render_blend_pictures_options(tmp_path):
     blend = make_blend(3, centers=((10, 10), (30, 50), (20, 30)),
                        spectra=[np.array([1, 2, 3.0])] * 3)  # fmt: skip
-    one = read_png(render_blend_pictures(blend, tmp_path / "a.png", sources=[2], dpi=40))
-    two = read_png(render_blend_pictures(blend, tmp_path / "b.png", sources=2, dpi=40))
+    one = read_png(
+        render_blend_pictures(blend, tmp_path / "a.png", sources=[2], dpi=30, axes=False)
+    )
+    two = read_png(render_blend_pictures(blend, tmp_path / "b.png", sources=2, dpi=30, axes=False))
     assert two.shape[0] > one.shape[0]
     with pytest.raises(ValueError, match="weight_sources"):
         render_blend_pictures(blend, tmp_path / "c.png", use_flux=True)
     weight_sources(blend)
-    render_blend_pictures(blend, tmp_path / "c.png", use_flux=True, dpi=40)
-    render_blend_pictures(blend, tmp_path / "d.pdf", sources=0)
+    render_blend_pictures(blend, tmp_path / "c.png", use_flux=True, dpi=30, axes=False)
+    render_blend_pictures(blend, tmp_path / "d.pdf", sources=0, axes=False)
     assert (tmp_path / "d.pdf").read_bytes()[:4] == b"%PDF"
     with pytest.raises(ValueError, match=">= 0"):
         render_blend_pictures(blend, tmp_path / "e.png", sources=-1)
@@ -65,7 +67,7 @@ def test_render_blend_pictures_options(tmp_path):
     # without image data: model and rendered panels only
     obs = blend.observation
     dummy = Blend(blend.sources, NoDataObservation(obs.psfs, obs.model_psf, obs.bands, obs.bbox))
-    render_blend_pictures(dummy, tmp_path / "f.png", dpi=40)
+    render_blend_pictures(dummy, tmp_path / "f.png", dpi=30, axes=False)
     with pytest.raises(ValueError, match="no image data"):
         render_blend_pictures(dummy, tmp_path / "g.png", show_observed=True)
 

@@ -161,3 +161,15 @@ def test_report_page_in_headless_chromium(tmp_path):
             assert problems == []
         finally:
             browser.close()
+
+
+def test_unpicklable_blend_is_reported_not_fatal(tmp_path):
+    class Local:  # defined in a function: cannot be pickled to a worker
+        sources = ()
+
+    items = [(1, make_blend(3), {}), (2, Local(), {"flags": ["x"], "it": 3})]
+    write_report(items, tmp_path, workers=2, progress=False)
+    rows = {r["id"]: r for r in json.loads((tmp_path / "report.json").read_text())["blends"]}
+    assert rows["1"]["error"] is None and rows["1"]["thumb"]
+    assert rows["2"]["flags"] == ["render_error", "x"] and rows["2"]["extra"] == {"it": 3}
+    assert "pickle" in rows["2"]["error"].lower()

@@ -108,7 +108,7 @@ def blend_thumbnail(
     max_size
         Panels larger than this (pixels) are block-averaged down.
     gap
-        White columns between the panels.
+        Grey columns between the panels.
     rendered
         The rendered model on the blend box, if already computed.
     """
@@ -130,7 +130,7 @@ def blend_thumbnail(
     else:
         panels.append(img_to_rgb(model, channel_map, norm))
     height = panels[0].shape[0]
-    spacer = np.full((height, gap, 3), 255, dtype=np.uint8)
+    spacer = np.full((height, gap, 3), 90, dtype=np.uint8)
     strip = [panels[0]]
     for p in panels[1:]:
         strip += [spacer, p]

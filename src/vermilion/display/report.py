@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,29 @@ def render_report_entry(
     return row
 
 
+def _error_row(task, exc: BaseException) -> dict:
+    blend_id, _, info, _, stem = task[:5]
+    info = dict(info or {})
+    n = info.get("n_children")
+    return {
+        "id": str(blend_id),
+        "stem": stem,
+        "n_children": int(n) if isinstance(n, (int, np.integer)) else 0,
+        "flags": sorted({*normalize_flags(info.get("flags")), "render_error"}),
+        "chi2": _number(info.get("chi2")),
+        "flux": _number(info.get("flux")),
+        "extra": {
+            str(k): _jsonable(v)
+            for k, v in info.items()
+            if k not in ("n_children", "flags", "chi2", "flux")
+        },
+        "error": f"{type(exc).__name__}: {exc}",
+        "thumb": None,
+        "scene": None,
+        "sources": None,
+    }
+
+
 def _jsonable(value):
     if isinstance(value, (str, bool)) or value is None:
         return value
@@ -162,6 +186,7 @@ def write_report(
     max_sources: int | None = 20,
     dpi: float = 80,
     progress: bool = True,
+    mp_context: str | None = None,
 ) -> Path:
     """Write a static HTML report of many blends (e.g. one patch) into ``out_dir``.
 
@@ -187,6 +212,9 @@ def write_report(
         Resolution of the scene and sources pictures.
     progress
         Show a tqdm progress bar.
+    mp_context
+        Start method of the worker processes (``"fork"``, ``"spawn"``,
+        ``"forkserver"``); default: Python's.
 
     Returns
     -------
@@ -218,25 +246,35 @@ def write_report(
             stems.add(stem)
             yield (blend_id, blend, info, out_dir, stem, channel_map, max_sources, dpi)
 
+    def collect(fut, task) -> None:
+        try:
+            rows.append(fut.result())
+        except BrokenProcessPool:
+            raise
+        except Exception as exc:  # e.g. a blend that cannot be pickled to a worker
+            rows.append(_error_row(task, exc))
+        bar.update()
+
     try:
         if workers == 1:
             for task in tasks():
                 rows.append(_render_task(task))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending = set()
+            import multiprocessing
+
+            context = multiprocessing.get_context(mp_context) if mp_context else None
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                pending: dict = {}
                 limit = 4 * workers  # bounded: blends are consumed lazily
                 for task in tasks():
-                    pending.add(pool.submit(_render_task, task))
+                    pending[pool.submit(_render_task, task)] = task
                     if len(pending) >= limit:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
-                            rows.append(fut.result())
-                            bar.update()
-                for fut in pending:
-                    rows.append(fut.result())
-                    bar.update()
+                            collect(fut, pending.pop(fut))
+                for fut in list(pending):
+                    collect(fut, pending.pop(fut))
     finally:
         bar.close()
     return _write_pages(rows, out_dir, title)
