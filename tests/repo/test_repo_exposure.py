@@ -335,3 +335,21 @@ def test_importing_repo_loads_neither_butler_nor_astropy():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rubin_mask_bits_are_remapped_by_plane_name():
+    mask = np.zeros((4, 5), np.int32)
+    rubin = {"BAD": 1, "SAT": 2, "EDGE": 16, "DETECTED": 32, "NO_DATA": 256}
+    mask[0, 0] = 16  # EDGE
+    mask[1, 1] = 256 | 32  # NO_DATA + DETECTED
+    mask[2, 2] = 2  # SAT
+    exp = Exposure(np.zeros((4, 5)), mask, np.ones((4, 5)), mask_planes=rubin)
+    exp.with_standard_mask_planes()
+    assert exp.mask_planes["EDGE"] == 8 and exp.mask_planes["NO_DATA"] == 4
+    det = exp.mask_planes["DETECTED"]
+    assert det >= 16
+    assert exp.mask[0, 0] == 8 and exp.mask[1, 1] == 4 | det and exp.mask[2, 2] == 2
+    assert exp.mask.sum() == 8 + 4 + det + 2
+    before = exp.mask.copy()
+    assert exp.with_standard_mask_planes() is exp
+    np.testing.assert_array_equal(exp.mask, before)

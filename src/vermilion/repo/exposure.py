@@ -373,6 +373,33 @@ class Exposure:
     def __getitem__(self, bbox: Any) -> Exposure:
         return self.subset(bbox)
 
+    def with_standard_mask_planes(self) -> Exposure:
+        """Remap the mask to the `MASK_PLANES` bits (BAD=1, SAT=2, NO_DATA=4, EDGE=8).
+
+        Planes of other names keep their names and get free bits from 16 up. Returns
+        self when the mask already follows the convention.
+        """
+        planes = self.mask_planes
+        if all(planes.get(k) == v for k, v in MASK_PLANES.items() if k in planes) and all(
+            v not in MASK_PLANES.values() or MASK_PLANES.get(k) == v for k, v in planes.items()
+        ):
+            return self
+        new_planes = dict(MASK_PLANES)
+        used = set(new_planes.values())
+        mask = np.zeros_like(self.mask)
+        for name, bit in sorted(planes.items(), key=lambda kv: kv[1]):
+            target = new_planes.get(name)
+            if target is None:
+                target = next((1 << i for i in range(4, 31) if (1 << i) not in used), None)
+                if target is None:
+                    raise ValueError("More than 31 mask planes")
+                new_planes[name] = target
+                used.add(target)
+            mask |= np.where((self.mask & bit) != 0, target, 0).astype(mask.dtype)
+        self.mask = mask
+        self.mask_planes = new_planes
+        return self
+
     def __repr__(self) -> str:
         return f"Exposure(band={self.band!r}, bbox={self.bbox}, psf={self.psf!r})"
 
@@ -555,7 +582,7 @@ class Exposure:
                     wcs = _wcs_from_header(hdr.tostring(), box)
                 if band is None:
                     band = hdul[0].header.get("BAND") or hdr.get("BAND") or hdr.get("FILTER")
-        except (CorruptFileError, FormatVersionError):
+        except (CorruptFileError, FormatVersionError, FileNotFoundError):
             raise
         except Exception as exc:
             raise CorruptFileError(f"{p}: cannot read the coadd ({exc})") from exc

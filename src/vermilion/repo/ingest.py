@@ -260,7 +260,8 @@ def ingest_coadd(
     ``PSF`` as an image HDU); compressed HDUs are fine (they are stored
     uncompressed). The file's origin comes from ``LTV1``/``LTV2`` when present,
     else the patch's first pixel; its box must lie inside the patch's outer box and
-    be the same in every band. Without a WCS in the file the tract's is used.
+    be the same in every band. Without a WCS in the file the tract's is used. Mask
+    bits are remapped to `MASK_PLANES` by plane name (other planes get bits from 16).
 
     Returns
     -------
@@ -290,6 +291,7 @@ def ingest_coadd(
             raise RepoError(f"{where}: no variance")
         if exp.wcs is None:
             exp.wcs = info.wcs
+        exp.with_standard_mask_planes()
         exp.band = str(band)
         exposures.append(exp)
     return _store(butler, exposures, info, run, overwrite)
