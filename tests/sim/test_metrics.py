@@ -183,3 +183,19 @@ def test_concatenate_offsets_indices():
     assert len(both.summary()) == len(ea.summary())
     with pytest.raises(ValueError, match="at least one"):
         concatenate([])
+
+
+def test_empty_scene_through_the_engine():
+    core = pytest.importorskip("vermilion.core")
+    if not all(hasattr(core, n) for n in ("Observation", "init_all_sources", "Blend")):
+        pytest.skip("engine not available")
+    patch = simulate_patch((64, 64), density=0, seed=4, return_source_images=True)
+    obs = core.Observation(patch.images, patch.variance, psfs=patch.psfs, bands=patch.bands)
+    sources = core.init_all_sources(obs, [])
+    blend = core.Blend(sources, obs)
+    blend.fit(5)
+    core.weight_sources(blend)
+    assert sources == []
+    assert float(np.abs(blend.get_model(convolve=True).data).sum()) == 0.0
+    ev = evaluate_patch(patch, [])
+    assert ev.n_matched == 0 and len(ev.truth_matched) == 0

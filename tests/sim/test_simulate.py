@@ -258,3 +258,18 @@ def test_import_is_light():
         " if m in sys.modules]; print(heavy); assert not heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_kolmogorov_psf_and_varying_psf_keep_fluxes():
+    patch = simulate_patch(
+        (128, 128),
+        density=150,
+        seed=2,
+        psf_model="kolmogorov",
+        psf_variation=True,
+        noise=False,
+        return_source_images=True,
+    )
+    sums = np.array([s.image.sum(axis=(1, 2), dtype=np.float64) for s in patch.source_images])
+    np.testing.assert_allclose(sums, flux_matrix(patch), rtol=1e-5)
+    np.testing.assert_allclose(patch.psfs.sum(axis=(1, 2)), 1.0, rtol=1e-6)
