@@ -52,7 +52,7 @@ def test_image_is_sum_of_clipped_stamps():
 
 
 def test_seed_reproduces_bit_for_bit():
-    kw = dict(density=150, bad_pixel_fraction=0.01, no_data=True, psf_variation=True)
+    kw = dict(bands="gri", density=100, bad_pixel_fraction=0.01, no_data=True, psf_variation=True)
     a = simulate_patch((128, 96), seed=11, **kw)
     b = simulate_patch((128, 96), seed=11, **kw)
     for name in ("images", "variance", "mask", "psfs"):
@@ -154,7 +154,7 @@ def test_bright_star_saturates():
 
 
 def test_population_is_realistic():
-    patch = simulate_patch((600, 600), density=100, seed=9)
+    patch = simulate_patch((600, 600), bands="gi", density=100, seed=9)
     t = patch.truth_array
     area = (600 * 0.2 / 60) ** 2
     assert abs(len(t) - 100 * area) < 5 * np.sqrt(100 * area)

@@ -2,9 +2,15 @@
 
 GalSim, surveycodex and astropy are imported only when a scene is simulated.
 
->>> from vermilion.sim import simulate_patch
->>> patch = simulate_patch((256, 256), bands="gri", density=100, seed=1)  # doctest: +SKIP
->>> patch.images.shape, len(patch.truth)  # doctest: +SKIP
+>>> from vermilion.sim import simulate_patch, MASK_PLANES
+>>> patch = simulate_patch((512, 512), bands="ugrizy", density=100, seed=0)  # doctest: +SKIP
+>>> patch.images.shape, patch.psfs.shape, len(patch.truth)  # doctest: +SKIP
+((6, 512, 512), (6, 41, 41), 298)
+
+A `SimulatedPatch` has ``images``, ``variance``, ``mask``, ``psfs``, ``bands`` and ``bbox``, so
+it can stand in for a multi-band exposure, e.g.
+``vermilion.core.observation_from_exposure(patch, bbox, bad_mask=MASK_PLANES["BAD"] |
+MASK_PLANES["NO_DATA"])``. Accuracy against the truth: `vermilion.sim.metrics`.
 """
 
 from .simulate import (
