@@ -319,7 +319,7 @@ class SourceCatalog(Table):
         Unknown keyword names become new columns (filled with defaults for the
         other rows).
         """
-        return self[self._add_rows(1, {k: [v] for k, v in fields.items()})]
+        return self[int(self._add_rows(1, {k: [v] for k, v in fields.items()})[0])]
 
     addNew = add_record
 
@@ -347,7 +347,7 @@ class SourceCatalog(Table):
             n=1,
             **{k: [v] for k, v in fields.items()},
         )
-        return self[added[0]]
+        return self[int(added[0])]
 
     def add_children(
         self,
@@ -502,7 +502,7 @@ class SourceCatalog(Table):
             [0 if fp is None else (2 if fp.is_heavy else 1) for fp in fps], dtype=np.int16
         )
         table = Table()
-        obj_str = []
+        obj_str, uni_str = [], []
         for name in self.colnames:
             if name == "footprint":
                 continue
@@ -513,9 +513,12 @@ class SourceCatalog(Table):
                     raise TypeError(
                         f"column {name!r} holds objects other than str and cannot be written"
                     )
-                width = max([len(v) for v in values] + [1])
-                table[name] = np.array(values, dtype=f"U{width}")
+                table[name] = _utf8(np.array(values, dtype=str))
                 obj_str.append(name)
+            elif col.dtype.kind == "U":
+                # FITS text is ASCII: store UTF-8 bytes and decode them on reading
+                table[name] = _utf8(np.asarray(col))
+                uni_str.append(f"{name}:{col.dtype.itemsize // 4}")
             else:
                 table[name] = col
             table[name].unit = col.unit
@@ -525,7 +528,8 @@ class SourceCatalog(Table):
         cat_hdu.name = "CATALOG"
         fp_pos = self.colnames.index("footprint") if "footprint" in self.colnames else -1
         cat_hdu.header["VFPCOL"] = (fp_pos, "position of the footprint column, -1 if none")
-        cat_hdu.header["VOBJSTR"] = (",".join(obj_str), "object columns holding text")
+        cat_hdu.header["VOBJSTR"] = (",".join(obj_str), "object columns holding UTF-8 text")
+        cat_hdu.header["VUNISTR"] = (",".join(uni_str), "unicode columns stored as UTF-8")
         cat_hdu.header["VMETA"] = json.dumps(_jsonable(dict(self.meta)))
 
         span_parts, peak_parts, heavy_parts, heavy_bands = [], [], [], []
@@ -603,7 +607,7 @@ class SourceCatalog(Table):
                 if ext not in names:
                     raise ValueError(f"{path} is not a vermilion catalog: no {ext} extension")
             header = hdul["CATALOG"].header
-            table = Table.read(hdul, hdu="CATALOG", character_as_bytes=False, mask_invalid=False)
+            table = Table.read(hdul, hdu="CATALOG", character_as_bytes=True, mask_invalid=False)
             spans = Table.read(hdul, hdu="SPANS", mask_invalid=False)
             peaks = Table.read(hdul, hdu="PEAKS", mask_invalid=False)
             heavy = heavy_bands = None
@@ -628,10 +632,17 @@ class SourceCatalog(Table):
             if col.dtype.kind not in "OUS" and not col.dtype.isnative:
                 native = col.copy(data=np.asarray(col).astype(col.dtype.newbyteorder("=")))
                 table.replace_column(name, native)
-        for name in obj_str:
+        widths = dict(n.rsplit(":", 1) for n in header.get("VUNISTR", "").split(",") if n)
+        for name in obj_str + list(widths):
+            if name not in table.colnames:
+                raise ValueError(f"{path}: CATALOG lacks the text column {name!r}")
             desc, unit = table[name].description, table[name].unit
-            values = np.empty(len(table), dtype=object)
-            values[:] = [str(v) for v in table[name]]
+            text = np.char.decode(np.asarray(table[name], dtype=bytes), "utf-8")
+            if name in obj_str:
+                values = np.empty(text.shape, dtype=object)
+                values[...] = text.tolist()
+            else:
+                values = text.astype(f"U{max(int(widths[name]), 1)}")
             table[name] = values
             table[name].description = desc
             table[name].unit = unit
@@ -714,6 +725,12 @@ class SourceCatalog(Table):
             elif not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=a.dtype.kind in "fc"):
                 return False
         return True
+
+
+def _utf8(text: np.ndarray) -> np.ndarray:
+    """Unicode array -> UTF-8 bytes array (at least one byte wide)."""
+    encoded = np.char.encode(text, "utf-8") if text.size else text.astype("S1")
+    return encoded.astype(f"S{max(encoded.dtype.itemsize, 1)}")
 
 
 def _jsonable(obj):

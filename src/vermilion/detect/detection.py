@@ -306,13 +306,19 @@ def psf_sigma_from_images(psfs) -> float:
     return float(np.mean(psf_sigmas_from_images(psfs)))
 
 
-def psf_sigmas_from_images(psfs) -> np.ndarray:
-    """Gaussian-equivalent sigma (pixels) of each PSF image, from adaptive moments.
+def psf_sigmas_from_images(psfs, upsample: int = 4) -> np.ndarray:
+    """Gaussian-equivalent sigma (pixels) of each PSF image, from its FWHM.
 
-    Unweighted second moments are dominated by the wings of real PSFs; adaptive
-    (Gaussian-weighted, iterated to the matching width) moments give the sigma of
-    the core, which is what the matched filter and the footprint growth need.
+    The FWHM is measured from the area above half the maximum on a bicubically
+    upsampled image (``FWHM = 2 sqrt(area / pi)``) and converted with
+    ``sigma = FWHM / 2.355``. This is the width of the PSF core, which is what
+    the matched filter and the footprint growth need: second moments of real
+    (Moffat-like) PSFs are inflated by their wings, and a filter that wide
+    merges close pairs (measured on `vermilion.sim` scenes: 1.5 points of
+    completeness lost).
     """
+    from scipy import ndimage
+
     psfs = np.asarray(psfs, dtype=np.float64)
     if psfs.ndim == 2:
         psfs = psfs[None]
@@ -320,25 +326,14 @@ def psf_sigmas_from_images(psfs) -> np.ndarray:
         raise ValueError(f"psfs must be (bands, h, w) or (h, w), got shape {psfs.shape}")
     sigmas = []
     for p in psfs:
-        p = np.where(np.isfinite(p), np.maximum(p, 0.0), 0.0)
-        if not p.sum() > 0:
+        p = np.where(np.isfinite(p), p, 0.0)
+        peak = p.max()
+        if not peak > 0:
             sigmas.append(np.nan)
             continue
-        yy, xx = np.indices(p.shape, dtype=np.float64)
-        cy, cx = np.unravel_index(np.argmax(p), p.shape)
-        s2 = max(np.count_nonzero(p >= 0.5 * p.max()) / (2 * np.pi * np.log(2)), 0.25)
-        for _ in range(50):
-            wp = p * np.exp(-0.5 * ((yy - cy) ** 2 + (xx - cx) ** 2) / s2)
-            tot = wp.sum()
-            cy, cx = (wp * yy).sum() / tot, (wp * xx).sum() / tot
-            r2 = (yy - cy) ** 2 + (xx - cx) ** 2
-            m = (wp * r2).sum() / (2 * tot)
-            new = 2 * m
-            if abs(new - s2) < 1e-6 * s2:
-                s2 = new
-                break
-            s2 = new
-        sigmas.append(math.sqrt(s2))
+        fine = ndimage.zoom(p, upsample, order=3, mode="nearest", grid_mode=True)
+        area = np.count_nonzero(fine >= 0.5 * peak) / upsample**2
+        sigmas.append(2.0 * math.sqrt(area / math.pi) / _FWHM_PER_SIGMA)
     sigmas = np.array(sigmas)
     if not np.isfinite(sigmas).any():
         raise ValueError("every PSF image is empty, non-finite or non-positive")
@@ -634,7 +629,7 @@ def detect_sources(
     peak_snr: float | None = None,
     min_separation: float | None = None,
     prominence: float = 2.0,
-    symmetry: float = 8.0,
+    symmetry: float = 5.0,
     grow: int | None = None,
     min_area: int = 1,
     smooth: bool = True,

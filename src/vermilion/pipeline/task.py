@@ -308,6 +308,8 @@ def _plan(catalog: SourceCatalog, config: DeblendConfig, ebox: Box) -> _Plan:
             _flag(
                 catalog, row, "deblend_skipped", "too large a fraction of the footprint is masked"
             )
+        elif bool(catalog["deblend_tooManyPeaks"][row] or catalog["deblend_parentTooBig"][row]):
+            _flag(catalog, row, "deblend_skipped", "over the detection's peak or area limit")
         elif n_peaks == 1 and not config.processSingles:
             catalog["deblend_isolatedParent"][row] = True
             plan.isolated_rows.append(row)
@@ -606,12 +608,12 @@ class _ChildColumns:
         #: (parent row, child position) of isolated parents
         self.isolated_keys: list[tuple[int, int]] = []
 
-    def _child_footprint(self, peak, origin, mask: np.ndarray, parent_fp):
+    def _child_footprint(self, peak, origin, mask: np.ndarray):
         from vermilion.detect.footprint import Footprint, SpanSet
 
+        # re-apportioned flux is zero wherever the weight is zero, so these pixels
+        # already lie inside the parent footprint
         spans = SpanSet.from_mask(mask, origin) if mask.size else SpanSet()
-        if mask.size:
-            spans = spans.intersection(parent_fp.spans)
         return Footprint(spans, peak)
 
     def add_blend(self, catalog: SourceCatalog, row: int, result: BlendResult) -> None:
@@ -622,7 +624,7 @@ class _ChildColumns:
         pid = int(catalog["id"][row])
         for i in range(n):
             origin, mask = result.flux_masks[i]
-            self.footprints.append(self._child_footprint(peaks[i : i + 1], origin, mask, fp))
+            self.footprints.append(self._child_footprint(peaks[i : i + 1], origin, mask))
         self.parent.extend([pid] * n)
         self.parent_rows.extend([row] * n)
         self.iterations.extend([result.iterations] * n)
