@@ -162,9 +162,13 @@ def test_without_catch_failures_the_error_is_raised(scene):
     patch, parents = scene
     row = int(blended_rows(parents)[0])
     bad = with_pixels(patch, parents["footprint"][row].spans.indices(), images=1e30)
-    task = DeblendTask(DeblendConfig(catchFailures=False), workers=1)
+    config = DeblendConfig(catchFailures=False)
     with np.errstate(all="ignore"), pytest.raises(FitDivergenceError):
-        task.run(bad, parents)
+        DeblendTask(config, workers=1).run(bad, parents)
+    # from a worker process the error arrives too (as a RuntimeError naming it
+    # when it cannot be pickled)
+    with pytest.raises(Exception, match=r"FitDivergenceError|Fit diverged"):
+        DeblendTask(config, workers=2, mp_context="fork").run(bad, parents)
 
 
 def test_peaks_on_the_image_edge(scene):

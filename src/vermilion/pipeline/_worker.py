@@ -188,12 +188,14 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
                 max_prox_iter=config.maxProxIter,
             )
         )
-        iterations, log_l = blend.fit(
-            config.maxIter,
-            e_rel=config.relativeError,
-            min_iter=config.minIter,
-            resize=config.resizeFrequency or None,
-        )
+        # a diverging fit is detected and raised by the engine: no warnings needed
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            iterations, log_l = blend.fit(
+                config.maxIter,
+                e_rel=config.relativeError,
+                min_iter=config.minIter,
+                resize=config.resizeFrequency or None,
+            )
         model_flux = np.array(
             [
                 np.sum(s.get_model().data, axis=(1, 2), dtype=np.float64)
@@ -216,6 +218,10 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             flux[i] = np.sum(s.flux.data, axis=(1, 2), dtype=np.float64)
             masks.append((tuple(s.flux_box.origin), s.flux.data.sum(axis=0) > 0))
         data = blend_to_data(blend, psf_center=job.psf_center)
+        # what the patch shares is not sent back: ModelData.attach restores it
+        data.bands = data.model_psf = None
+        if job.psfs is None:
+            data.psf = None
         data.footprint = job.footprint
         data.metadata = {
             **(data.metadata or {}),
@@ -263,4 +269,23 @@ def run_chunk(jobs: list[BlendJob]) -> list[BlendResult]:
     """Deblend a list of blends in a worker process (after `init_worker`)."""
     if _SETTINGS is None:
         raise RuntimeError("worker process was not initialized with the patch settings")
-    return [deblend_blend(job, _SETTINGS) for job in jobs]
+    try:
+        return [deblend_blend(job, _SETTINGS) for job in jobs]
+    except Exception as exc:  # only with catchFailures=False
+        raise _portable(exc) from None
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception itself if it survives pickling (to the parent process), else a copy.
+
+    An exception whose ``__init__`` takes more than its message (such as
+    `FitDivergenceError`) cannot be unpickled; it is sent as a RuntimeError
+    naming the original type.
+    """
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -56,9 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DeblendTask", "default_workers"]
 
-#: Bits of the mask planes of vermilion exposures and simulations.
-_DEFAULT_MASK_PLANES = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
-
 
 def default_workers() -> int:
     """Cores this process may use."""
@@ -198,7 +195,7 @@ class DeblendTask:
             catalog["deblend_iterations"][row] = result.iterations
             catalog["deblend_logL"][row] = result.log_likelihood
             catalog["deblend_converged"][row] = result.converged
-            model_data.blends[pid] = result.blend_data
+            model_data.blends[pid] = model_data.attach(result.blend_data)
             children.add_blend(catalog, row, result)
         for row in plan.isolated_rows:
             children.add_isolated(catalog, row, images, ebox, bad_mask, mask)
@@ -387,7 +384,10 @@ def _exposure_arrays(mexposure: Any):
 
 
 def _mask_bits(mexposure: Any, names: Sequence[str]) -> int:
-    planes = getattr(mexposure, "mask_planes", None) or _DEFAULT_MASK_PLANES
+    """Bits of the named planes (the exposure's, else vermilion's shared planes)."""
+    from vermilion.repo.exposure import MASK_PLANES
+
+    planes = getattr(mexposure, "mask_planes", None) or MASK_PLANES
     bits = 0
     for name in names:
         bits |= int(planes.get(name, 0))
