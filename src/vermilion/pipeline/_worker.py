@@ -85,10 +85,6 @@ class BlendJob:
     psf_center: tuple[float, float]
     psfs: np.ndarray | None = None
 
-    @property
-    def cost(self) -> float:
-        return float(self.footprint.size) * (len(self.peaks) + 1)
-
 
 @dataclass
 class BlendResult:

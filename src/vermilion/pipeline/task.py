@@ -709,30 +709,14 @@ class _ChildColumns:
             first_seq=first_seq,
             **columns,
         )
-        for name in catalog.colnames:
-            if name not in children.colnames:
-                col = catalog[name]
-                fill = np.empty((n, *col.shape[1:]), dtype=col.dtype)
-                fill[...] = _blank(col)
-                children[name] = fill
+        for name in catalog.colnames:  # the parents' extra columns, at their defaults
+            col = catalog[name]
+            children.ensure_column(name, col.dtype, shape=col.shape[1:])
         children = children[catalog.colnames]
         out = vstack([catalog, children], join_type="exact", metadata_conflicts="silent")
         out.meta.clear()
         out.meta.update(meta)
         return out
-
-
-def _blank(col) -> Any:
-    kind = col.dtype.kind
-    if kind == "f":
-        return np.nan
-    if kind == "b":
-        return False
-    if kind in "iu":
-        return 0
-    if kind == "O":
-        return ""
-    return col.dtype.type()
 
 
 def _rekey_sources(model_data, child_ids: np.ndarray, blend_keys) -> None:
