@@ -32,6 +32,10 @@ class FitDivergenceError(ArithmeticError):
         self.iteration = iteration
         self.sources = sources
 
+    def __reduce__(self):
+        # Picklable across process pools despite the extra constructor arguments.
+        return (type(self), (str(self), self.iteration, self.sources))
+
 
 class Blend:
     """The sources of one blend and the observation they model.
