@@ -128,9 +128,10 @@ def test_writer_rejects_non_finite_values(tmp_path):
 
 def test_writer_rejects_wrong_band_counts(tmp_path):
     with ModelDataWriter(tmp_path / "x.vmd", _meta(("g", "r", "i"))) as writer:
-        with pytest.raises(ModelDataError, match="bands") as err:
+        with pytest.raises(ModelDataError, match="expected 3 bands") as err:
             writer.add_blend(9, _one_blend())
         assert (err.value.blend_id, err.value.source_id) == (9, 42)
+        assert err.value.field == "components[0].spectrum"
         blend = _one_blend()
         blend.psf = np.ones((4, 5, 5), np.float32)
         blend.bands = ("g", "r")
@@ -151,7 +152,7 @@ def test_writer_rejects_unknown_component_types(tmp_path):
 def test_non_finite_in_a_container_is_named(tmp_path, monkeypatch):
     morph = np.ones((3, 4), np.float32)
     morph[2, 0] = np.inf
-    monkeypatch.setattr(BlendData, "validate", lambda self, blend_id=None: None)
+    monkeypatch.setattr(BlendData, "validate", lambda self, *args: None)
     with ModelDataWriter(tmp_path / "x.vmd", _meta()) as writer:
         writer.add_blend(9, _one_blend(morph))
     monkeypatch.undo()

@@ -518,18 +518,7 @@ class ModelDataWriter:
             )
         if blend_id in self._ids:
             raise ModelDataError("blend id written twice", blend_id=blend_id)
-        blend.validate(blend_id)
-        bands = blend.bands if blend.bands is not None else self.model.bands
-        if bands is not None:
-            for sid, src in blend.sources.items():
-                for i, c in enumerate(src.components):
-                    if c.n_bands != len(bands):
-                        raise ModelDataError(
-                            f"{c.n_bands} bands in the component, {len(bands)} in the blend",
-                            blend_id=blend_id,
-                            source_id=sid,
-                            field=f"components[{i}]",
-                        )
+        blend.validate(blend_id, self.model.bands)
         header, arrays = _blend_record(blend_id, blend, self.model.own_fields(blend))
         comp, raw_length = _encode_record(header, arrays, self._codec)
         with self._lock:

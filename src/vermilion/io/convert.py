@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 from ._fields import Where, as_id
-from .data import BlendData, CubeComponentData, FactorizedComponentData, SourceData
+from .data import (
+    BlendData,
+    CubeComponentData,
+    FactorizedComponentData,
+    SourceData,
+    argmax_peak,
+)
 from .errors import ModelDataError
 
 __all__ = [
@@ -70,7 +76,7 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
             if isinstance(c, FactorizedComponent):
                 morph = np.array(c.morph, dtype=np.float32)
                 if peak is None:
-                    peak = _argmax(morph, c.bbox.origin)
+                    peak = argmax_peak(morph, c.bbox.origin)
                 comps.append(
                     FactorizedComponentData(
                         tuple(c.bbox.origin), tuple(peak), np.array(c.spectrum, np.float32), morph
@@ -79,7 +85,7 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
             else:
                 model = np.array(c.model_array(), dtype=np.float32)
                 if peak is None:
-                    peak = _argmax(model.sum(axis=0), c.bbox.origin)
+                    peak = argmax_peak(model, c.bbox.origin)
                 comps.append(CubeComponentData(tuple(c.bbox.origin), tuple(peak), model))
         sources[sid] = SourceData(
             comps, None if peak_id is None else int(peak_id), _json_safe(meta) or None
@@ -97,13 +103,6 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
     )
     data.validate()
     return data
-
-
-def _argmax(img: np.ndarray, origin) -> tuple[int, int]:
-    if img.size == 0:
-        return (int(origin[0]), int(origin[1]))
-    y, x = np.unravel_index(int(np.argmax(img)), img.shape)
-    return (int(origin[0]) + int(y), int(origin[1]) + int(x))
 
 
 def data_to_blend(
@@ -190,6 +189,27 @@ def _kernel(psf: Any, position: tuple[float, float] | None) -> np.ndarray:
     return np.asarray(psf, dtype=np.float32)
 
 
+#: The mask planes shared by vermilion's exposures and simulations (repo.MASK_PLANES).
+_DEFAULT_MASK_PLANES = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
+
+
+def _stored_config(model_data) -> dict:
+    """The deblender configuration recorded with the models (empty when absent)."""
+    metadata = getattr(model_data, "metadata", None) or {}
+    config = metadata.get("deblend_config") if isinstance(metadata, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def _mask_bits(mexposure, names) -> int:
+    if isinstance(names, str):
+        names = [names]
+    planes = getattr(mexposure, "mask_planes", None) or _DEFAULT_MASK_PLANES
+    bits = 0
+    for name in names:
+        bits |= int(planes.get(name, 0))
+    return bits
+
+
 def multiband_data_to_blend(
     model_data,
     blend_id: int,
@@ -197,7 +217,8 @@ def multiband_data_to_blend(
     mexposure=None,
     footprint=None,
     *,
-    bad_mask: int = 0,
+    bad_mask: int | None = None,
+    convolution_mode: str | None = None,
 ):
     """Rebuild one stored blend, as ``lsst.meas.extensions.scarlet.io.multibandDataToScarlet``.
 
@@ -217,7 +238,12 @@ def multiband_data_to_blend(
     footprint
         With ``mexposure``: the parent footprint; pixels outside it get zero weight.
     bad_mask
-        With ``mexposure``: mask bits whose pixels get zero weight.
+        With ``mexposure``: mask bits whose pixels get zero weight. Default: the
+        ``badMask`` planes of the deblender configuration stored with the models
+        (so the observation is the one the pipeline fitted), else none.
+    convolution_mode
+        ``"fft"`` or ``"real"``; default: the stored configuration's
+        ``convolutionType``, else ``"fft"`` (exact linear convolution, no wrap).
 
     Returns
     -------
@@ -233,15 +259,21 @@ def multiband_data_to_blend(
             raise ModelDataError("no such blend", blend_id=blend_id) from None
     else:
         data = model_data[blend_id]
+    config = _stored_config(model_data)
+    if convolution_mode is None:
+        convolution_mode = str(config.get("convolutionType", "fft"))
     try:
         if mexposure is not None:
+            if bad_mask is None:
+                bad_mask = _mask_bits(mexposure, config.get("badMask", ()))
             observation = observation_from_exposure(
                 mexposure,
                 bbox=data.bbox,
                 footprint=footprint,
                 bad_mask=bad_mask,
                 model_psf=data.model_psf,
-                convolution_mode="real",
+                use_weights=bool(config.get("useWeights", True)),
+                convolution_mode=convolution_mode,
             )
         elif observed_psfs is not None:
             bands = data.bands or ()
@@ -254,7 +286,7 @@ def multiband_data_to_blend(
             centre = data.psf_center or data.bbox.center
             psfs = np.stack([_kernel(p, centre) for p in observed_psfs])
             observation = NoDataObservation(
-                psfs, data.model_psf, bands, data.bbox, convolution_mode="real"
+                psfs, data.model_psf, bands, data.bbox, convolution_mode=convolution_mode
             )
         else:
             observation = None

@@ -46,6 +46,15 @@ def _arrays_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return a is b or (a.shape == b.shape and np.array_equal(a, b))
 
 
+def argmax_peak(model: np.ndarray, origin) -> tuple[int, int]:
+    """Absolute ``(y, x)`` of the maximum of a 2D model (or of the band sum of a cube)."""
+    img = model if model.ndim == 2 else model.sum(axis=0)
+    if img.size == 0:
+        return (int(origin[0]), int(origin[1]))
+    y, x = np.unravel_index(int(np.argmax(img)), img.shape)
+    return (int(origin[0]) + int(y), int(origin[1]) + int(x))
+
+
 def normalize_model_psf(psf: Any, where: Where = NOWHERE, field: str = "model_psf") -> np.ndarray:
     """The model PSF as a 2D float32 array (a ``(1, h, w)`` cube is squeezed)."""
     a = np.asarray(psf, dtype=np.float32)
@@ -297,8 +306,13 @@ class BlendData:
             return int(np.shape(self.psf)[0])
         return None
 
-    def validate(self, blend_id: int | None = None) -> None:
-        """Check types, shapes and finiteness; raise `ModelDataError` naming the field."""
+    def validate(
+        self, blend_id: int | None = None, patch_bands: tuple[str, ...] | None = None
+    ) -> None:
+        """Check types, shapes and finiteness; raise `ModelDataError` naming the field.
+
+        ``patch_bands``: the bands the blend inherits when it has none of its own.
+        """
         where = Where(blend_id)
         try:
             self.origin = tuple(int(o) for o in self.origin)
@@ -310,6 +324,8 @@ class BlendData:
         if self.bands is not None:
             self.bands = as_bands(self.bands, where, "bands")
         n_bands = self.n_bands
+        if n_bands is None and patch_bands is not None:
+            n_bands = len(patch_bands)
         if self.psf is not None:
             self.psf = user_array(self.psf, 3, where, "psf", n_bands)
         if self.model_psf is not None:
@@ -478,8 +494,11 @@ class ModelData:
     def validate(self) -> None:
         """Check every blend (types, shapes, finiteness)."""
         for bid, blend in self.blends.items():
-            self.attach(blend)
-            blend.validate(bid)
+            if not isinstance(blend, BlendData):
+                raise ModelDataError(
+                    f"expected BlendData, got {type(blend).__name__}", blend_id=bid
+                )
+            blend.validate(bid, self.bands)
         for sid, iso in self.isolated.items():
             iso.validate(Where(source_id=sid))
 

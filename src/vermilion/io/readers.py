@@ -8,6 +8,8 @@ Rubin JSON document is decoded once and its blends parsed on demand).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import zipfile
@@ -36,6 +38,23 @@ DECODE_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
 )
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector while decoding many acyclic objects.
+
+    A bulk read creates hundreds of thousands of lists, dicts and arrays; each
+    automatic collection on the way would traverse the whole heap (20-25% of a
+    whole-patch read in a process that already holds a patch).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class ModelDataReader(Mapping):
@@ -143,11 +162,12 @@ class ModelDataReader(Mapping):
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         out = self.model.metadata_only()
         out.source_format = self.source_format
-        if blend_ids is None:
-            self._read_all(out, on_error == "raise")
-        else:
-            blends, isolated = self._split_ids(blend_ids)
-            self._read_ids(out, blends, isolated, on_error == "raise")
+        with gc_paused():
+            if blend_ids is None:
+                self._read_all(out, on_error == "raise")
+            else:
+                blends, isolated = self._split_ids(blend_ids)
+                self._read_ids(out, blends, isolated, on_error == "raise")
         if out.bands is None and blend_ids is None:
             # Legacy files store bands per blend only: lift them when all agree.
             found = {b.bands for b in out.blends.values()}
@@ -449,7 +469,7 @@ def open_reader(path: str | os.PathLike) -> ModelDataReader:
         return ArchiveReader(path)
     if head.lstrip()[:1] in (b"{", b""):
         try:
-            with open(path, "rb") as f:
+            with open(path, "rb") as f, gc_paused():
                 document = json.loads(f.read())
         except OSError as e:
             raise ModelDataError(f"cannot read: {e}", path=path) from e

@@ -48,6 +48,7 @@ from .data import (
     IsolatedSourceData,
     ModelData,
     SourceData,
+    argmax_peak,
     normalize_model_psf,
 )
 from .errors import ModelDataError
@@ -332,14 +333,6 @@ def encode_metadata(meta: dict[str, Any]) -> dict[str, Any]:
 # ---- parsing the versioned form -----------------------------------------------------
 
 
-def _argmax_peak(model: np.ndarray, origin: tuple[int, int]) -> tuple[int, int]:
-    img = model if model.ndim == 2 else model.sum(axis=0)
-    if img.size == 0:
-        return origin
-    y, x = np.unravel_index(int(np.argmax(img)), img.shape)
-    return (origin[0] + int(y), origin[1] + int(x))
-
-
 def parse_component(c: Any, w: Where, f: str) -> FactorizedComponentData | CubeComponentData:
     c = as_dict(c, w, f)
     ctype = require(c, "component_type", w, f"{f}.component_type")
@@ -352,16 +345,12 @@ def parse_component(c: Any, w: Where, f: str) -> FactorizedComponentData | CubeC
         spec_raw = as_list(require(c, "spectrum", w, f"{f}.spectrum"), w, f"{f}.spectrum")
         spectrum = float_array(spec_raw, (len(spec_raw),), w, f"{f}.spectrum")
         morph = float_array(require(c, "morph", w, f"{f}.morph"), shape, w, f"{f}.morph")
-        peak = (
-            _argmax_peak(morph, origin) if peak_raw is None else as_peak(peak_raw, w, f"{f}.peak")
-        )
+        peak = argmax_peak(morph, origin) if peak_raw is None else as_peak(peak_raw, w, f"{f}.peak")
         return FactorizedComponentData(origin, peak, spectrum, morph)
     if ctype in ("component", "cube"):
         shape = as_shape(require(c, "shape", w, f"{f}.shape"), 3, w, f"{f}.shape")
         model = float_array(require(c, "model", w, f"{f}.model"), shape, w, f"{f}.model")
-        peak = (
-            _argmax_peak(model, origin) if peak_raw is None else as_peak(peak_raw, w, f"{f}.peak")
-        )
+        peak = argmax_peak(model, origin) if peak_raw is None else as_peak(peak_raw, w, f"{f}.peak")
         return CubeComponentData(origin, peak, model)
     raise w.error(f"unknown component type {str(ctype)[:40]!r}", f"{f}.component_type")
 
