@@ -277,7 +277,9 @@ def estimate_background(
         _, (iy, ix) = ndimage.distance_transform_edt(~ok, return_indices=True)
         level = level[iy, ix]
     if ny >= 3 and nx >= 3:
-        level = ndimage.median_filter(level, size=3, mode="nearest")
+        # pad by point reflection so that a gradient survives the filter at the edges
+        padded = np.pad(level, 1, mode="reflect", reflect_type="odd")
+        level = ndimage.median_filter(padded, size=3)[1:-1, 1:-1]
     if ny == 1 and nx == 1:
         return np.full((h, w), level[0, 0], dtype=np.float32)
 
@@ -291,13 +293,14 @@ def estimate_background(
         xc = np.array([xc[0] - 1.0, xc[0] + 1.0])
         level = np.repeat(level, 2, axis=1)
     ky, kx = min(3, len(yc) - 1), min(3, len(xc) - 1)
-    bbox = [min(0.0, yc[0]), max(h - 1.0, yc[-1]), min(0.0, xc[0]), max(w - 1.0, xc[-1])]
-    spline = RectBivariateSpline(yc, xc, level, bbox=bbox, kx=ky, ky=kx)
-    # evaluate the tensor-product spline as By @ C @ Bx.T (two small dense factors)
+    spline = RectBivariateSpline(yc, xc, level, kx=ky, ky=kx)
+    # evaluate the tensor-product spline as By @ C @ Bx.T (two small dense factors);
+    # beyond the outermost cell centres the level is held constant, as extrapolating
+    # a cubic through noisy cell levels amplifies their noise at the image edges
     ty, tx = spline.tck[0], spline.tck[1]
     coef = spline.tck[2].reshape(len(ty) - ky - 1, len(tx) - kx - 1)
-    by = BSpline.design_matrix(np.clip(np.arange(h, dtype=float), ty[0], ty[-1]), ty, ky)
-    bx = BSpline.design_matrix(np.clip(np.arange(w, dtype=float), tx[0], tx[-1]), tx, kx)
+    by = BSpline.design_matrix(np.clip(np.arange(h, dtype=float), yc[0], yc[-1]), ty, ky)
+    bx = BSpline.design_matrix(np.clip(np.arange(w, dtype=float), xc[0], xc[-1]), tx, kx)
     return (by.toarray() @ coef @ bx.toarray().T).astype(np.float32)
 
 
@@ -332,7 +335,7 @@ def psf_sigmas_from_images(psfs, upsample: int = 4) -> np.ndarray:
             sigmas.append(np.nan)
             continue
         fine = ndimage.zoom(p, upsample, order=3, mode="nearest", grid_mode=True)
-        area = np.count_nonzero(fine >= 0.5 * peak) / upsample**2
+        area = np.count_nonzero(fine >= 0.5 * fine.max()) / upsample**2
         sigmas.append(2.0 * math.sqrt(area / math.pi) / _FWHM_PER_SIGMA)
     sigmas = np.array(sigmas)
     if not np.isfinite(sigmas).any():
@@ -590,6 +593,71 @@ def _cull_peaks(
     return np.array(kept, dtype=np.int64)
 
 
+def _subpixel_peak(snr: np.ndarray, y: int, x: int) -> tuple[float, float]:
+    """Peak position refined by a parabola through the pixel and its two neighbours."""
+    h, w = snr.shape
+    out = []
+    for axis, (c, n) in enumerate(((y, h), (x, w))):
+        if c <= 0 or c >= n - 1:
+            out.append(float(c))
+            continue
+        lo = snr[y - 1, x] if axis == 0 else snr[y, x - 1]
+        hi = snr[y + 1, x] if axis == 0 else snr[y, x + 1]
+        mid = snr[y, x]
+        curv = lo - 2 * mid + hi
+        shift = 0.5 * (lo - hi) / curv if curv < 0 else 0.0
+        out.append(c + float(np.clip(shift, -0.5, 0.5)))
+    return out[0], out[1]
+
+
+def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1):
+    """Local maxima of the light of a footprint that no peak explains symmetrically.
+
+    For each peak ``c`` in ``centres`` (refined to sub-pixel), ``r_c(p) = snr(p) -
+    snr(2 c - p)`` (bilinear for the mirrored pixel) is the light at ``p`` that is
+    not point-symmetric about ``c``; ``r = min_c r_c`` over the peaks whose mirror
+    of ``p`` has data. A faint source on the wing of a bright one makes no local
+    maximum of the S/N, but it does make one of ``r``, while the wings of the
+    known peaks themselves do not. Returns ``(y, x, r)`` with ``r >= max(floor,
+    rel * snr(p))`` (the relative term absorbs what is left of the centring error
+    on steep profiles), largest ``r`` first.
+    """
+    from scipy import ndimage
+
+    h, w = snr.shape
+    ys, xs = np.nonzero(sub)
+    ys = ys + slc[0].start
+    xs = xs + slc[1].start
+    own = snr[ys, xs]
+    r = np.full(len(ys), np.inf, np.float32)
+    for cy, cx in centres:
+        cyf, cxf = _subpixel_peak(snr, cy, cx)
+        my, mx = 2 * cyf - ys, 2 * cxf - xs
+        ok = (my >= 0) & (my <= h - 1) & (mx >= 0) & (mx <= w - 1)
+        ok[ok] &= has_data[np.rint(my[ok]).astype(int), np.rint(mx[ok]).astype(int)]
+        if ok.any():
+            mirrored = ndimage.map_coordinates(snr, [my[ok], mx[ok]], order=1, mode="nearest")
+            r[ok] = np.minimum(r[ok], own[ok] - mirrored)
+    good = np.isfinite(r) & has_data[ys, xs] & (r >= floor) & (r >= rel * own)
+    if not good.any():
+        return []
+    box_h, box_w = sub.shape
+    grid = np.full((box_h + 2, box_w + 2), -np.inf, np.float32)
+    grid[ys - slc[0].start + 1, xs - slc[1].start + 1] = np.where(good, r, -np.inf)
+    core = grid[1:-1, 1:-1]
+    is_max = np.isfinite(core)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                is_max &= core >= grid[1 + dy : 1 + dy + box_h, 1 + dx : 1 + dx + box_w]
+    py, px = np.nonzero(is_max)
+    order = np.argsort(-core[py, px])
+    return [
+        (int(py[i] + slc[0].start), int(px[i] + slc[1].start), float(core[py[i], px[i]]))
+        for i in order
+    ]
+
+
 def _band_peaks(snr_b, w_b, thresh, peak_snr, min_separation, prominence, symmetry):
     """Peaks of one band's S/N map, culled within that band's own footprints."""
     from scipy import ndimage
@@ -635,6 +703,8 @@ def detect_sources(
     smooth: bool = True,
     band_peaks: bool = True,
     band_peak_separation: float | None = None,
+    band_peak_snr: float | None = None,
+    asymmetry_snr: float | None = 7.0,
     background="mesh",
     background_cell: int = 128,
     bad_mask_bits=("BAD", "SAT", "NO_DATA"),
@@ -689,6 +759,14 @@ def detect_sources(
         of unusual colour sitting on the wings of brighter ones.
     band_peak_separation
         Default ``max(min_separation, 2.5 * psf sigma)``.
+    band_peak_snr
+        Minimum S/N of a peak in a single band's map (default ``peak_snr``).
+    asymmetry_snr
+        In a footprint whose brightest peak has S/N of at least twice this, local
+        maxima of the part of the S/N that is not point-symmetric about that peak
+        (S/N minus the S/N at the mirrored pixel) above this value become peaks too:
+        faint sources on the wings of bright ones, which make no local maximum of
+        their own. None turns this off.
     background
         ``"mesh"`` (per band), None, a number, an ``(H, W)`` or a
         ``(bands, H, W)`` array.
@@ -764,6 +842,7 @@ def detect_sources(
             raise ValueError(f"psf_fwhm must be a positive number, got {psf_fwhm}")
         sigma = fwhm / _FWHM_PER_SIGMA
     peak_snr = thresh if peak_snr is None else float(peak_snr)
+    band_peak_snr = peak_snr if band_peak_snr is None else float(band_peak_snr)
     min_separation = max(2.0, sigma) if min_separation is None else float(min_separation)
     if band_peak_separation is None:
         band_peak_separation = max(min_separation, 2.5 * sigma)
@@ -776,7 +855,7 @@ def detect_sources(
 
     def band_hook(b, snr_b, w_b):
         np.logical_or(above_bands, snr_b >= thresh, out=above_bands)
-        return _band_peaks(snr_b, w_b, thresh, peak_snr, min_separation, prominence, symmetry)
+        return _band_peaks(snr_b, w_b, thresh, band_peak_snr, min_separation, prominence, symmetry)
 
     use_bands = band_peaks and n_bands > 1
     maps, band_found = _detection_pass(
@@ -929,6 +1008,22 @@ def detect_sources(
         if not ky:
             continue
         sub = labels[slc] == lab
+        if asymmetry_snr is not None and len(ky) and max(k_snr) >= 2 * asymmetry_snr:
+            j0 = int(np.argmax(k_snr))
+            ref = [(ky[j0], kx[j0])]
+            for y, x, _ in _asymmetry_peaks(snr, has_data, sub, slc, ref, asymmetry_snr):
+                oy = np.array([v for i, v in enumerate(ky) if i != j0], np.int64)
+                ox = np.array([v for i, v in enumerate(kx) if i != j0], np.int64)
+                d2 = (np.array(ky) - y) ** 2 + (np.array(kx) - x) ** 2
+                if d2.min() < band_sep2 or snr[y, x] < peak_snr:
+                    continue
+                # not on the flank of another known peak: the S/N must dip towards it
+                if len(oy) and snr[y, x] - _line_min(snr, y, x, oy, ox).max() < prominence:
+                    continue
+                ky.append(y)
+                kx.append(x)
+                k_snr.append(snr[y, x])
+                k_amp.append(amp[y, x])
         k_amp = np.array(k_amp, np.float64)
         if np.isinf(k_amp).any():
             # saturated core: report the largest finite amplitude of the footprint

@@ -1,0 +1,241 @@
+"""detect_sources and its building blocks, on synthetic and simulated scenes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from vermilion.detect import (
+    DEFAULT_MASK_PLANES,
+    SourceCatalog,
+    chi2_detection_image,
+    detect_sources,
+    estimate_background,
+    psf_sigmas_from_images,
+    unpack_source_id,
+)
+from vermilion.detect._synthetic import blob_scene
+
+FWHM = 2 * math.sqrt(2 * math.log(2))
+
+
+def gaussian(shape, y, x, sigma, flux=1.0):
+    yy, xx = np.indices(shape)
+    g = np.exp(-0.5 * ((yy - y) ** 2 + (xx - x) ** 2) / sigma**2)
+    return flux * g / (2 * math.pi * sigma**2)
+
+
+def noise_scene(shape=(64, 64), bands=3, sigma=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0, sigma, (bands, *shape)).astype(np.float32)
+    variance = np.full((bands, *shape), sigma**2, np.float32)
+    return images, variance
+
+
+def all_peaks(cat: SourceCatalog) -> np.ndarray:
+    fps = [fp for fp in cat["footprint"]]
+    return np.concatenate([fp.peaks for fp in fps]) if fps else np.zeros(0)
+
+
+def match(peaks, ty, tx, radius=2.0):
+    """Greedy one-to-one match, brightest truth first: (matched truth, used peaks)."""
+    used = np.zeros(len(peaks), bool)
+    matched = np.zeros(len(ty), bool)
+    if len(peaks) == 0:
+        return matched, used
+    tree = cKDTree(np.c_[peaks["y"], peaks["x"]])
+    for i in range(len(ty)):
+        idx = [j for j in tree.query_ball_point([ty[i], tx[i]], radius) if not used[j]]
+        if idx:
+            d = [math.hypot(peaks["y"][j] - ty[i], peaks["x"][j] - tx[i]) for j in idx]
+            used[idx[int(np.argmin(d))]] = True
+            matched[i] = True
+    return matched, used
+
+
+def test_chi2_detection_image_is_inverse_variance_mean():
+    images = np.array([np.full((4, 5), 1.0), np.full((4, 5), 4.0)], np.float32)
+    variance = np.array([np.full((4, 5), 1.0), np.full((4, 5), 3.0)], np.float32)
+    images[1, 0, 0] = np.nan
+    mask = np.zeros((2, 4, 5), np.int32)
+    mask[0, 1, 1] = DEFAULT_MASK_PLANES["BAD"]
+    variance[0, 2, 2] = 0.0  # no weight
+    coadd, weight = chi2_detection_image(images, variance, mask)
+    assert coadd[3, 4] == pytest.approx((1 + 4 / 3) / (1 + 1 / 3))
+    assert weight[3, 4] == pytest.approx(4 / 3)
+    assert coadd[0, 0] == 1.0 and weight[0, 0] == 1.0  # NaN band ignored
+    assert coadd[1, 1] == 4.0 and weight[1, 1] == pytest.approx(1 / 3)
+    assert coadd[2, 2] == 4.0
+    with pytest.raises(ValueError, match="variance shape"):
+        chi2_detection_image(images, variance[:1])
+    with pytest.raises(ValueError, match="unknown mask plane"):
+        chi2_detection_image(images, variance, mask, bad_mask_bits=("NOPE",))
+
+
+def test_background_recovers_gradient_under_sources():
+    h, w = 512, 640
+    yy, xx = np.indices((h, w))
+    sky = 3.0 + 2.0 * yy / h - 1.5 * xx / w
+    rng = np.random.default_rng(2)
+    image = sky + rng.normal(0, 1, (h, w))
+    for y, x in rng.uniform(0, [h, w], (150, 2)):
+        image += gaussian((h, w), y, x, 2.0, 500.0)
+    bkg = estimate_background(image, np.ones((h, w)), cell=64)
+    assert np.abs(bkg - sky).max() < 0.25
+    assert np.std(bkg - sky) < 0.06
+    small = estimate_background(image[:40, :30], np.ones((40, 30)))  # one cell: a constant
+    assert np.ptp(small) == 0
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.7, 2.5])
+def test_psf_sigma_from_fwhm(sigma):
+    psf = gaussian((41, 41), 20.2, 19.7, sigma)
+    # within 4% even for a barely sampled PSF (sigma 1 px)
+    assert psf_sigmas_from_images(psf)[0] == pytest.approx(sigma, rel=0.04)
+
+
+def test_single_source():
+    images, variance = noise_scene((80, 90), bands=2, seed=1)
+    sigma = 1.7
+    images += gaussian((80, 90), 40.3, 52.6, sigma, 400.0)[None]
+    cat, maps = detect_sources(
+        images, variance, psf_fwhm=sigma * FWHM, bands="gr", tract=5, patch=7, return_maps=True
+    )
+    assert len(cat) == 1
+    rec = cat[0]
+    assert rec.peak == (40, 53)
+    assert rec["deblend_nPeaks"] == 1 and rec["deblend_isolatedParent"]
+    assert not rec["detect_edge"]
+    assert unpack_source_id(rec.id) == (5, 7, 1)
+    # matched-filter S/N of a PSF-shaped source: flux / (noise * sqrt(4 pi sigma^2)), two bands
+    expect = 400.0 * math.sqrt(2) / math.sqrt(4 * math.pi * sigma**2)
+    assert rec["peak_snr"] == pytest.approx(expect, rel=0.1)
+    # amplitude = peak pixel value of the source
+    assert rec["peak_value"] == pytest.approx(400.0 / (2 * math.pi * sigma**2), rel=0.1)
+    assert rec.footprint.contains((40, 53))
+    assert maps.snr.shape == (80, 90)
+    assert cat.meta["bands"] == ["g", "r"]
+
+
+def test_yx0_offsets_everything():
+    images, variance = noise_scene((60, 60), seed=3)
+    images += gaussian((60, 60), 30, 20, 1.5, 300.0)[None]
+    a = detect_sources(images, variance, psf_fwhm=3.5)
+    b = detect_sources(images, variance, psf_fwhm=3.5, yx0=(1000, -50))
+    assert len(a) == len(b) == 1
+    assert b[0].peak == (a[0].peak[0] + 1000, a[0].peak[1] - 50)
+    assert b[0].footprint.bbox == a[0].footprint.bbox.shifted_by((1000, -50))
+
+
+def test_close_pair_and_peak_order():
+    images, variance = noise_scene((70, 70), bands=3, seed=4)
+    images += gaussian((70, 70), 30, 30, 1.5, 2000.0)[None]
+    images += gaussian((70, 70), 30, 37, 1.5, 600.0)[None]
+    cat = detect_sources(images, variance, psf_fwhm=1.5 * FWHM)
+    assert len(cat) == 1
+    peaks = cat[0].footprint.peaks
+    assert len(peaks) == 2
+    assert (peaks["y"][0], peaks["x"][0]) == (30, 30)
+    assert abs(peaks["x"][1] - 37) <= 1
+    assert peaks["value"][0] > peaks["value"][1]
+    assert cat[0]["deblend_nPeaks"] == 2 and not cat[0]["deblend_isolatedParent"]
+
+
+def test_blob_scene_completeness_and_purity():
+    found = total = n_peaks = n_true = 0
+    for seed in range(10):
+        sc = blob_scene((192, 192), n_sources=40, bands="griz", psf_fwhm=3.5, seed=seed)
+        cat = detect_sources(sc["images"], sc["variance"], sc["mask"], psfs=sc["psfs"])
+        t = sc["truth"]
+        order = np.argsort(-t["snr"])
+        peaks = all_peaks(cat)
+        matched, used = match(peaks, t["y"][order], t["x"][order])
+        inside = (t["y"][order] >= 0) & (t["y"][order] <= 191)
+        inside &= (t["x"][order] >= 0) & (t["x"][order] <= 191)
+        sel = inside & (t["snr"][order] > 10)
+        found += matched[sel].sum()
+        total += sel.sum()
+        n_peaks += len(used)
+        n_true += used.sum()
+    assert total > 120
+    assert found / total >= 0.95
+    assert n_true / n_peaks >= 0.95
+
+
+@pytest.mark.slow
+def test_vermilion_sim_completeness_and_purity():
+    sim = pytest.importorskip("vermilion.sim")
+    found = total = n_peaks = n_true = 0
+    iso_found = iso_total = 0
+    # density 30 per arcmin^2 (LSST-like depth, some blending); at 100 per arcmin^2 a tenth of
+    # the S/N > 10 sources sit in blends too tight for any peak finder, so there only the
+    # sources that are not blended (blendedness < 0.1) are required to be found
+    runs = [(seed, 30) for seed in range(200, 208)] + [(seed, 100) for seed in range(300, 303)]
+    for seed, density in runs:
+        patch = sim.simulate_patch((256, 256), bands="ugrizy", density=density, seed=seed)
+        cat = detect_sources(
+            patch.images,
+            patch.variance,
+            patch.mask,
+            psfs=patch.psfs,
+            bands=patch.bands,
+            mask_planes=sim.MASK_PLANES,
+        )
+        t = patch.truth_array
+        order = np.argsort(-t["snr"])
+        t = t[order]
+        matched, used = match(all_peaks(cat), t["y"], t["x"])
+        sel = t["snr"] > 10
+        iso = sel & (t["blendedness"] < 0.1)
+        iso_found += matched[iso].sum()
+        iso_total += iso.sum()
+        if density == 30:
+            found += matched[sel].sum()
+            total += sel.sum()
+            n_peaks += len(used)
+            n_true += used.sum()
+    print(
+        f"completeness {found}/{total}, purity {n_true}/{n_peaks}, isolated {iso_found}/{iso_total}"
+    )
+    assert total >= 120 and iso_total >= 250
+    assert found / total >= 0.95, (found, total)
+    # a false peak is one with no truth source (of any S/N) within 2 px
+    assert n_true / n_peaks >= 0.95, (n_true, n_peaks)
+    assert iso_found / iso_total >= 0.98, (iso_found, iso_total)
+
+
+def test_catalog_structure():
+    sc = blob_scene((128, 128), n_sources=25, bands="gri", seed=9)
+    cat = detect_sources(
+        sc["images"], sc["variance"], sc["mask"], psfs=sc["psfs"], bands="gri", max_peaks=1
+    )
+    assert len(cat) > 5
+    ids = np.asarray(cat["id"])
+    assert len(np.unique(ids)) == len(ids)
+    peak_ids = all_peaks(cat)["id"]
+    np.testing.assert_array_equal(np.sort(peak_ids), np.arange(1, len(peak_ids) + 1))
+    for rec in cat:
+        fp = rec.footprint
+        assert fp.area == rec["footprint_area"]
+        assert np.all(np.diff(fp.peaks["value"]) <= 0)  # brightest first
+        assert fp.spans.contains_many(fp.peaks["y"], fp.peaks["x"]).all()
+        assert rec["deblend_tooManyPeaks"] == (fp.n_peaks > 1)
+    # footprints do not overlap
+    union = np.zeros((128, 128), int)
+    for fp in cat["footprint"]:
+        ys, xs = fp.spans.indices()
+        union[ys, xs] += 1
+    assert union.max() == 1
+
+
+def test_footprints_grow_and_merge():
+    images, variance = noise_scene((60, 80), bands=1, seed=5)
+    images[0] += gaussian((60, 80), 30, 20, 1.2, 300.0) + gaussian((60, 80), 30, 31, 1.2, 300.0)
+    apart = detect_sources(images, variance, psf_fwhm=1.2 * FWHM, grow=0, prominence=0)
+    merged = detect_sources(images, variance, psf_fwhm=1.2 * FWHM, grow=4, prominence=0)
+    assert len(apart) == 2
+    assert len(merged) == 1 and merged[0]["deblend_nPeaks"] == 2
+    assert merged[0]["footprint_area"] > apart["footprint_area"].sum()
