@@ -57,12 +57,11 @@ from .data import (
     IsolatedSourceData,
     ModelData,
     SourceData,
-    normalize_model_psf,
 )
 from .errors import ModelDataError
 from .migration import MigrationRegistry
 from .readers import DECODE_ERRORS, ModelDataReader
-from .rubin import decode_metadata
+from .rubin import MODEL_MIGRATIONS, decode_metadata, encode_metadata
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "ContainerReader", "ModelDataWriter"]
 
@@ -270,8 +269,6 @@ def _blend_record(blend_id: int, blend: BlendData, own: dict[str, Any]) -> tuple
 
 def _plain_metadata(meta: dict, where: Where, field: str) -> dict:
     """Metadata must be JSON-compatible (arrays go through the Rubin array_keys encoding)."""
-    from .rubin import encode_metadata
-
     enc = encode_metadata(meta)
     try:
         json.dumps(enc, allow_nan=False)
@@ -741,8 +738,6 @@ class ContainerReader(ModelDataReader):
 
     @staticmethod
     def _parse_metadata(header: dict, payload: np.ndarray) -> ModelData:
-        from .rubin import MODEL_MIGRATIONS, decode_metadata
-
         w = Where()
         header = CONTAINER_MIGRATIONS.migrate(
             header, header.get("record_version", "1.0.0"), "record_version"
@@ -761,10 +756,7 @@ class ContainerReader(ModelDataReader):
         if bands is not None:
             bands = as_bands(bands, w, "bands")
         meta = decode_metadata(header.get("metadata"), w, "metadata")
-        model = ModelData(bands, None, observed_psf=observed, metadata=meta, version=version)
-        if model_psf is not None:
-            model.psf = normalize_model_psf(model_psf)
-        return model
+        return ModelData(bands, model_psf, observed_psf=observed, metadata=meta, version=version)
 
     # -- index
     def _entry(self, table: int, i: int) -> tuple:
