@@ -267,3 +267,16 @@ def test_one_blend_read_does_not_grow_with_the_file(tmp_path):
     # binary search: a few more 8-byte probes for 100x more blends, same record bytes
     assert sizes[2000][0] - sizes[20][0] <= 8
     assert sizes[2000][1] - sizes[20][1] <= 8 * 8
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vermilion.io; "
+        "heavy = ('zstandard', 'astropy', 'scipy', 'matplotlib', 'galsim', 'dask', 'lsst'); "
+        "print([m for m in sys.modules if m.split('.')[0] in heavy])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

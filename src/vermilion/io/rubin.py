@@ -148,7 +148,39 @@ def _center_to_peak(c: dict, blend_yx0, rel_origin_yx, shape_hw, w, f):
     return [blend_yx0[0] + cy, blend_yx0[1] + cx]
 
 
+def _legacy_blend(b: dict, origin, shape, meta: dict, factorized, cube) -> dict:
+    """A legacy blend rewritten in the 1.0.0 form.
+
+    ``factorized(c, where, field)`` and ``cube(c, where, field)`` convert one stored
+    component dict of each kind.
+    """
+    w = NOWHERE
+    sources = {}
+    for key, s in as_dict(require(b, "sources", w), w, "sources").items():
+        ws = Where(source_id=as_id(key, w, "sources"))
+        s = as_dict(s, ws, "source")
+        comps = []
+        for kind, convert in (("factorized", factorized), ("components", cube)):
+            for i, c in enumerate(as_list(s.get(kind, []), ws, kind)):
+                comps.append(convert(as_dict(c, ws, f"{kind}[{i}]"), ws, f"{kind}[{i}]"))
+        peak_id = s.get("peak_id", s.get("peakId"))
+        sources[key] = {
+            "source_type": "source",
+            "components": comps,
+            "metadata": {} if peak_id is None else {"peak_id": peak_id},
+        }
+    return {
+        "blend_type": "blend",
+        "origin": origin,
+        "shape": shape,
+        "sources": sources,
+        "metadata": meta,
+        "version": "1.0.0",
+    }
+
+
 def _legacy_a_blend(b: dict) -> dict:
+    """Legacy A: x-first ``xy0``/``extent``; component boxes and centres relative to the blend."""
     w = NOWHERE
     x0, y0 = as_int_tuple(require(b, "xy0", w), 2, w, "xy0")
     width, height = as_int_tuple(require(b, "extent", w), 2, w, "extent")
@@ -157,61 +189,45 @@ def _legacy_a_blend(b: dict) -> dict:
         meta["psf_center"] = b["psfCenter"]
     if b.get("bands") is not None:
         meta["bands"] = b["bands"]
-    sources = {}
-    for key, s in as_dict(require(b, "sources", w), w, "sources").items():
-        ws = Where(source_id=as_id(key, w, "sources"))
-        s = as_dict(s, ws, "source")
-        comps = []
-        for i, c in enumerate(as_list(s.get("factorized", []), ws, "factorized")):
-            f = f"factorized[{i}]"
-            cx0, cy0 = as_int_tuple(require(c, "xy0", ws, f"{f}.xy0"), 2, ws, f"{f}.xy0")
-            cw, ch = as_int_tuple(require(c, "extent", ws, f"{f}.extent"), 2, ws, f"{f}.extent")
-            comps.append(
-                {
-                    "component_type": "factorized",
-                    "origin": [y0 + cy0, x0 + cx0],
-                    "shape": [ch, cw],
-                    "peak": _center_to_peak(c, (y0, x0), (cy0, cx0), (ch, cw), ws, f"{f}.center"),
-                    "spectrum": require(c, "sed", ws, f"{f}.sed"),
-                    "morph": require(c, "morph", ws, f"{f}.morph"),
-                }
-            )
-        for i, c in enumerate(as_list(s.get("components", []), ws, "components")):
-            f = f"components[{i}]"
-            cx0, cy0 = as_int_tuple(require(c, "xy0", ws, f"{f}.xy0"), 2, ws, f"{f}.xy0")
-            cw, ch = as_int_tuple(require(c, "extent", ws, f"{f}.extent"), 2, ws, f"{f}.extent")
-            model = as_list(require(c, "model", ws, f"{f}.model"), ws, f"{f}.model")
-            if ch * cw <= 0 or len(model) % (ch * cw):
-                raise ws.error(
-                    f"{len(model)} values are not a whole number of {ch}x{cw} bands",
-                    f"{f}.model",
-                )
-            comps.append(
-                {
-                    "component_type": "component",
-                    "origin": [y0 + cy0, x0 + cx0],
-                    "shape": [len(model) // (ch * cw), ch, cw],
-                    "peak": _center_to_peak(c, (y0, x0), (cy0, cx0), (ch, cw), ws, f"{f}.center"),
-                    "model": model,
-                }
-            )
-        peak_id = s.get("peakId", s.get("peak_id"))
-        sources[key] = {
-            "source_type": "source",
-            "components": comps,
-            "metadata": {} if peak_id is None else {"peak_id": peak_id},
+
+    def box(c: dict, ws: Where, f: str):
+        cx0, cy0 = as_int_tuple(require(c, "xy0", ws, f"{f}.xy0"), 2, ws, f"{f}.xy0")
+        cw, ch = as_int_tuple(require(c, "extent", ws, f"{f}.extent"), 2, ws, f"{f}.extent")
+        peak = _center_to_peak(c, (y0, x0), (cy0, cx0), (ch, cw), ws, f"{f}.center")
+        return [y0 + cy0, x0 + cx0], ch, cw, peak
+
+    def factorized(c: dict, ws: Where, f: str) -> dict:
+        origin, ch, cw, peak = box(c, ws, f)
+        return {
+            "component_type": "factorized",
+            "origin": origin,
+            "shape": [ch, cw],
+            "peak": peak,
+            "spectrum": require(c, "sed", ws, f"{f}.sed"),
+            "morph": require(c, "morph", ws, f"{f}.morph"),
         }
-    return {
-        "blend_type": "blend",
-        "origin": [y0, x0],
-        "shape": [height, width],
-        "sources": sources,
-        "metadata": meta,
-        "version": "1.0.0",
-    }
+
+    def cube(c: dict, ws: Where, f: str) -> dict:
+        origin, ch, cw, peak = box(c, ws, f)
+        model = as_list(require(c, "model", ws, f"{f}.model"), ws, f"{f}.model")
+        if ch * cw <= 0 or len(model) % (ch * cw):
+            raise ws.error(
+                f"{len(model)} values are not a whole number of {ch}x{cw} bands", f"{f}.model"
+            )
+        shape = [len(model) // (ch * cw), ch, cw]
+        return {
+            "component_type": "component",
+            "origin": origin,
+            "shape": shape,
+            "peak": peak,
+            "model": model,
+        }
+
+    return _legacy_blend(b, [y0, x0], [height, width], meta, factorized, cube)
 
 
 def _legacy_b_blend(b: dict) -> dict:
+    """Legacy B (v29): absolute (y, x) ``origin``/``shape``/``peak``; the observed PSF per blend."""
     w = NOWHERE
     meta: dict[str, Any] = {}
     if b.get("psf_center") is not None:
@@ -222,52 +238,29 @@ def _legacy_b_blend(b: dict) -> dict:
         meta["array_keys"] = ["psf"]
     if b.get("bands") is not None:
         meta["bands"] = b["bands"]
-    sources = {}
-    for key, s in as_dict(require(b, "sources", w), w, "sources").items():
-        ws = Where(source_id=as_id(key, w, "sources"))
-        s = as_dict(s, ws, "source")
-        comps = []
-        for i, c in enumerate(as_list(s.get("factorized", []), ws, "factorized")):
-            f = f"factorized[{i}]"
-            c = as_dict(c, ws, f)
-            comps.append(
-                {
-                    "component_type": "factorized",
-                    "origin": require(c, "origin", ws, f"{f}.origin"),
-                    "shape": require(c, "shape", ws, f"{f}.shape"),
-                    "peak": c.get("peak", c.get("center")),
-                    "spectrum": c["spectrum"]
-                    if "spectrum" in c
-                    else require(c, "sed", ws, f"{f}.spectrum"),
-                    "morph": require(c, "morph", ws, f"{f}.morph"),
-                }
-            )
-        for i, c in enumerate(as_list(s.get("components", []), ws, "components")):
-            f = f"components[{i}]"
-            c = as_dict(c, ws, f)
-            comps.append(
-                {
-                    "component_type": "component",
-                    "origin": require(c, "origin", ws, f"{f}.origin"),
-                    "shape": require(c, "shape", ws, f"{f}.shape"),
-                    "peak": c.get("peak", c.get("center")),
-                    "model": require(c, "model", ws, f"{f}.model"),
-                }
-            )
-        peak_id = s.get("peak_id", s.get("peakId"))
-        sources[key] = {
-            "source_type": "source",
-            "components": comps,
-            "metadata": {} if peak_id is None else {"peak_id": peak_id},
+
+    def common(c: dict, ws: Where, f: str, kind: str) -> dict:
+        return {
+            "component_type": kind,
+            "origin": require(c, "origin", ws, f"{f}.origin"),
+            "shape": require(c, "shape", ws, f"{f}.shape"),
+            "peak": c.get("peak", c.get("center")),
         }
-    return {
-        "blend_type": "blend",
-        "origin": require(b, "origin", w),
-        "shape": require(b, "shape", w),
-        "sources": sources,
-        "metadata": meta,
-        "version": "1.0.0",
-    }
+
+    def factorized(c: dict, ws: Where, f: str) -> dict:
+        out = common(c, ws, f, "factorized")
+        out["spectrum"] = (
+            c["spectrum"] if "spectrum" in c else require(c, "sed", ws, f"{f}.spectrum")
+        )
+        out["morph"] = require(c, "morph", ws, f"{f}.morph")
+        return out
+
+    def cube(c: dict, ws: Where, f: str) -> dict:
+        out = common(c, ws, f, "component")
+        out["model"] = require(c, "model", ws, f"{f}.model")
+        return out
+
+    return _legacy_blend(b, require(b, "origin", w), require(b, "shape", w), meta, factorized, cube)
 
 
 # ---- metadata arrays ----------------------------------------------------------------
