@@ -135,7 +135,7 @@ def data_to_blend(
             raise ModelDataError("no model PSF: pass model_psf=", field="model_psf")
         try:
             observation = NoDataObservation(
-                psf, model_psf, bands, data.bbox, convolution_mode="real"
+                psf, model_psf, bands, data.bbox, convolution_mode="fft"
             )
         except ValueError as e:
             raise ModelDataError(f"cannot build the observation: {e}", field="psf") from e
