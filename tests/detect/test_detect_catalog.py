@@ -220,3 +220,17 @@ def test_pickle(catalog):
 def test_footprint_type_checked(catalog):
     with pytest.raises(TypeError):
         catalog[0].setFootprint("not a footprint")
+
+
+def test_add_children_of_many_parents_at_once(catalog):
+    ids = np.asarray(catalog["id"])
+    parents = [ids[1], ids[1], ids[2], ids[1]]
+    rows = catalog.add_children(parents, peaks=[(1, 1), (2, 2), (3, 3), (4, 4)])
+    np.testing.assert_array_equal(rows, [3, 4, 5, 6])
+    np.testing.assert_array_equal(catalog["deblend_nChild"][:3], [0, 3, 1])
+    np.testing.assert_array_equal(catalog["parent"][3:], parents)
+    assert len(catalog.children(ids[1])) == 3
+    with pytest.raises(KeyError):
+        catalog.add_children([ids[0], 12345], peaks=[(0, 0), (1, 1)])
+    with pytest.raises(ValueError, match="parent ids"):
+        catalog.add_children([ids[0]], peaks=[(0, 0), (1, 1)])

@@ -351,27 +351,32 @@ class SourceCatalog(Table):
 
     def add_children(
         self,
-        parent_id: int,
+        parent_id,
         peaks=None,
         footprints: Sequence[Footprint | None] | None = None,
         n: int | None = None,
         **columns,
     ) -> np.ndarray:
-        """Append several children of one parent at once (fast); return their row numbers.
+        """Append several children at once (fast); return their row numbers.
 
+        ``parent_id`` is one id for all the children or a sequence of one parent id
+        per child (children of many parents in one call: appending rows copies the
+        table, so one call for a whole patch is much faster than one per parent).
         ``peaks`` and ``footprints`` are sequences of one entry per child, and every
-        value of ``columns`` is a sequence of one value per child.
+        value of ``columns`` is a sequence of one value per child. Each parent's
+        ``deblend_nChild`` grows by its number of new children.
         """
-        parent = self.find(parent_id)
-        if parent is None:
-            raise KeyError(f"no parent record with id {parent_id}")
+        many = np.ndim(parent_id) > 0
+        parent_ids = np.asarray(parent_id, dtype=np.int64).reshape(-1)
         if n is None:
             for seq in (peaks, footprints, *columns.values()):
                 if seq is not None:
                     n = len(seq)
                     break
             else:
-                raise ValueError("add_children needs peaks, footprints or columns")
+                if not many:
+                    raise ValueError("add_children needs peaks, footprints or columns")
+                n = len(parent_ids)
         data: dict[str, object] = {}
         if footprints is not None:
             if len(footprints) != n:
@@ -392,11 +397,22 @@ class SourceCatalog(Table):
             data["peak_x"] = pk["x"]
             data["peak_value"] = pk["value"]
             data["peak_snr"] = pk["snr"]
-        data["parent"] = np.full(n, int(parent_id), np.int64)
+        if many and len(parent_ids) != n:
+            raise ValueError(f"{len(parent_ids)} parent ids for {n} children")
+        uniq, counts = np.unique(parent_ids, return_counts=True)
+        if not many:
+            counts = np.array([n])
+        prows = []
+        for pid in uniq.tolist():
+            rec = self.find(pid)
+            if rec is None:
+                raise KeyError(f"no parent record with id {pid}")
+            prows.append(rec.index)
+        data["parent"] = parent_ids if many else np.full(n, parent_ids[0], np.int64)
         data.update(columns)
         rows = self._add_rows(n, data)
-        prow = self.index_of(parent_id)
-        self["deblend_nChild"][prow] += n
+        if n:
+            self["deblend_nChild"][np.array(prows)] += counts.astype(np.int32)
         return rows
 
     def set_failed(self, source_id: int, reason: str, skipped: bool = False) -> None:
