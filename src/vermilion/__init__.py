@@ -54,6 +54,11 @@ _LAZY = {
     "BlendData": "vermilion.io",
     "SourceData": "vermilion.io",
     "ModelDataError": "vermilion.io",
+    "ModelDataWriter": "vermilion.io",
+    "FactorizedComponentData": "vermilion.io",
+    "CubeComponentData": "vermilion.io",
+    "IsolatedSourceData": "vermilion.io",
+    "blend_to_data": "vermilion.io",
     "multiband_data_to_blend": "vermilion.io",
     "multibandDataToScarlet": "vermilion.io",
     # repository
@@ -61,14 +66,29 @@ _LAZY = {
     "MultibandExposure": "vermilion.repo",
     "ImagePsf": "vermilion.repo",
     "create_repo": "vermilion.repo",
+    "open_repo": "vermilion.repo",
+    "ingest_coadd": "vermilion.repo",
+    "ingest_arrays": "vermilion.repo",
+    "ingest_model_data": "vermilion.repo",
+    "SkyMap": "vermilion.repo",
+    "RepoError": "vermilion.repo",
+    "MASK_PLANES": "vermilion.repo",
     # pipeline
     "DeblendConfig": "vermilion.pipeline",
     "DeblendTask": "vermilion.pipeline",
     "deblend_patches": "vermilion.pipeline",
+    "deblend_patch": "vermilion.pipeline",
+    "DeblendSummary": "vermilion.pipeline",
+    "PatchResult": "vermilion.pipeline",
     # simulations
     "simulate_patch": "vermilion.sim",
     "simulate_blend": "vermilion.sim",
+    "SimulatedPatch": "vermilion.sim",
 }
+
+#: Rubin names of the same types, resolved lazily.
+_ALIASES = {"ScarletModelData": "ModelData", "ScarletDeblendConfig": "DeblendConfig"}
+
 
 # Rubin / scarlet-lite spellings of the same things.
 LiteBlend = Blend
@@ -104,10 +124,15 @@ __all__ = [
     "relative_step",
     "weight_sources",
     *_LAZY,
+    *_ALIASES,
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _ALIASES:
+        value = __getattr__(_ALIASES[name])
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         if name in ("display", "io", "repo", "detect", "pipeline", "sim", "core", "cli"):
@@ -119,4 +144,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_ALIASES))

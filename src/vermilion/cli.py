@@ -1,0 +1,362 @@
+"""The ``vermilion`` command: demo, repositories, ingest, deblend, pictures and reports.
+
+Every subcommand prints one clear line on error and exits non-zero; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def _bands(text: str) -> list[str]:
+    text = text.strip()
+    return text.replace(",", " ").split() if ("," in text or " " in text) else list(text)
+
+
+# ---- subcommand handlers ------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(
+        out=args.out,
+        size=args.size,
+        bands=args.bands,
+        density=args.density,
+        seed=args.seed,
+        workers=args.workers,
+        report=not args.no_report,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def _cmd_repo_create(args: argparse.Namespace) -> int:
+    from .repo import create_repo
+
+    create_repo(
+        args.path,
+        skymap=args.skymap,
+        bands=_bands(args.bands),
+        tracts=args.tracts,
+        patches=tuple(args.patches),
+        patch_shape=tuple(args.patch_shape),
+        pixel_scale=args.pixel_scale,
+        patch_border=args.border,
+        center=tuple(args.center),
+        registry_db=args.registry_db,
+        namespace=args.namespace,
+        exist_ok=args.exist_ok,
+    )
+    print(f"created repository {args.path} (skymap {args.skymap!r}, bands {args.bands})")
+    return 0
+
+
+def _cmd_repo_info(args: argparse.Namespace) -> int:
+    import json
+
+    from .repo import describe_repo, open_repo
+
+    print(json.dumps(describe_repo(open_repo(args.path)), indent=2, default=str))
+    return 0
+
+
+def _cmd_ingest_coadd(args: argparse.Namespace) -> int:
+    from .repo import ingest_coadd
+
+    files = {}
+    for item in args.files:
+        band, sep, path = item.partition("=")
+        if not sep or not band or not path:
+            raise ValueError(f"expected BAND=FILE, got {item!r}")
+        files[band] = path
+    refs = ingest_coadd(args.repo, files, tract=args.tract, patch=args.patch, run=args.run)
+    where = f"tract {args.tract}, patch {args.patch}"
+    print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where})")
+    return 0
+
+
+def _cmd_ingest_models(args: argparse.Namespace) -> int:
+    from .repo import ingest_model_data
+
+    ingest_model_data(args.repo, args.file, tract=args.tract, patch=args.patch, run=args.run)
+    print(f"ingested {args.file} into {args.repo} (tract {args.tract}, patch {args.patch})")
+    return 0
+
+
+def _cmd_ingest_sim(args: argparse.Namespace) -> int:
+    from .repo import ingest_arrays
+    from .sim import simulate_patch
+
+    patch = simulate_patch(tuple(args.size), bands=args.bands, density=args.density, seed=args.seed)
+    ingest_arrays(
+        args.repo,
+        patch.images,
+        patch.variance,
+        patch.mask,
+        patch.psfs,
+        patch.bands,
+        tract=args.tract,
+        patch=args.patch,
+        run=args.run,
+        truth=patch.truth,
+    )
+    print(
+        f"simulated and ingested a {args.size[0]} x {args.size[1]} px patch of "
+        f"{len(patch.truth)} sources into {args.repo} (tract {args.tract}, patch {args.patch})"
+    )
+    return 0
+
+
+def _cmd_deblend(args: argparse.Namespace) -> int:
+    from .pipeline import main_deblend
+
+    return main_deblend(args)
+
+
+def _load_blend(args: argparse.Namespace):
+    from .pipeline.restart import load_blend
+
+    return load_blend(
+        args.repo,
+        tract=args.tract,
+        patch=args.patch,
+        blend_id=args.blend,
+        collections=args.collections,
+        with_exposure=not args.psf_only,
+    )
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from .core import weight_sources
+    from .display import render_blend_pictures
+
+    blend, _parent = _load_blend(args)
+    if args.use_flux:
+        weight_sources(blend)
+    path = render_blend_pictures(blend, args.out, sources=args.sources, use_flux=args.use_flux)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .demo import write_patch_report
+
+    index = write_patch_report(
+        args.repo,
+        tract=args.tract,
+        patch=args.patch,
+        out_dir=args.out,
+        collections=args.collections,
+        workers=args.workers,
+        max_blends=args.max_blends,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {index}")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .sim import simulate_patch
+
+    patch = simulate_patch(tuple(args.size), bands=args.bands, density=args.density, seed=args.seed)
+    np.savez_compressed(
+        args.out,
+        images=patch.images,
+        variance=patch.variance,
+        mask=patch.mask,
+        psfs=patch.psfs,
+        filters=np.array(patch.bands),
+    )
+    print(f"wrote {args.out}: {len(patch.truth)} sources, bands {''.join(patch.bands)}")
+    return 0
+
+
+# ---- parser -----------------------------------------------------------------------------------
+
+
+def _repo_location(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", required=True, help="data repository path")
+    p.add_argument("--tract", type=int, required=True, help="tract id")
+    p.add_argument("--patch", type=int, required=True, help="sequential patch id")
+    p.add_argument(
+        "--collections",
+        nargs="+",
+        default=None,
+        help="collections to search (default: the deblender's output and the coadds)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``vermilion`` command."""
+    parser = argparse.ArgumentParser(
+        prog="vermilion",
+        description="Fast multi-band deblending with a Rubin-butler data repository.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "demo",
+        help="simulate a patch, deblend it into a local repository, write pictures and a report",
+        description="The main job on the embedded default: simulate an LSST-like 6-band patch, "
+        "create a repository, ingest, detect, deblend on all cores, rebuild one blend, write its "
+        "pictures and the patch report, and print a summary with the accuracy against truth.",
+    )
+    p.add_argument("--out", default="vermilion-demo", help="output folder (default: %(default)s)")
+    p.add_argument("--size", type=int, default=1000, help="patch size in pixels (square)")
+    p.add_argument("--bands", default="ugrizy", help="bands (default: %(default)s)")
+    p.add_argument("--density", type=float, default=100.0, help="sources per square arcminute")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("-j", "--workers", type=int, default=None, help="cores (default: all)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML patch report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("repo", help="create or describe a data repository")
+    rsub = p.add_subparsers(dest="repo_command", metavar="ACTION", required=True)
+    r = rsub.add_parser(
+        "create",
+        help="create a repository on the Rubin data butler",
+        description="Create a butler repository with vermilion's storage classes, "
+        "a sky map of tracts and patches, and the bands.",
+    )
+    r.add_argument("path", help="repository folder")
+    r.add_argument("--skymap", default="vermilion", help="sky map name (default: %(default)s)")
+    r.add_argument("--bands", default="ugrizy", help="bands, e.g. ugrizy or g,r,i")
+    r.add_argument("--tracts", type=int, default=1, help="number of tracts")
+    r.add_argument(
+        "--patches",
+        type=int,
+        nargs=2,
+        default=(10, 10),
+        metavar=("NX", "NY"),
+        help="patches per tract along x and y",
+    )
+    r.add_argument(
+        "--patch-shape",
+        type=int,
+        nargs=2,
+        default=(4000, 4000),
+        metavar=("H", "W"),
+        help="patch size in pixels",
+    )
+    r.add_argument("--pixel-scale", type=float, default=0.2, help="arcsec per pixel")
+    r.add_argument("--border", type=int, default=0, help="patch overlap border in pixels")
+    r.add_argument(
+        "--center",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.0),
+        metavar=("RA", "DEC"),
+        help="sky centre of the first tract, degrees",
+    )
+    r.add_argument(
+        "--registry-db",
+        default=None,
+        help="registry database URL (default: SQLite in the repository)",
+    )
+    r.add_argument("--namespace", default=None, help="PostgreSQL schema of the registry")
+    r.add_argument("--exist-ok", action="store_true", help="do nothing if it already exists")
+    r.set_defaults(func=_cmd_repo_create)
+    r = rsub.add_parser("info", help="describe a repository")
+    r.add_argument("path", help="repository folder")
+    r.set_defaults(func=_cmd_repo_info)
+
+    p = sub.add_parser(
+        "ingest", help="put coadds, simulated patches or model files in a repository"
+    )
+    isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
+    r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
+    r.add_argument("--repo", required=True)
+    r.add_argument("--tract", type=int, required=True)
+    r.add_argument("--patch", type=int, required=True)
+    r.add_argument("--run", default="coadds", help="run to put them in (default: %(default)s)")
+    r.add_argument("files", nargs="+", metavar="BAND=FILE", help="e.g. g=coadd_g.fits")
+    r.set_defaults(func=_cmd_ingest_coadd)
+    r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
+    r.add_argument("--repo", required=True)
+    r.add_argument("--tract", type=int, required=True)
+    r.add_argument("--patch", type=int, required=True)
+    r.add_argument("--run", default="models", help="run to put it in (default: %(default)s)")
+    r.add_argument("file")
+    r.set_defaults(func=_cmd_ingest_models)
+    r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
+    r.add_argument("--repo", required=True)
+    r.add_argument("--tract", type=int, required=True)
+    r.add_argument("--patch", type=int, required=True)
+    r.add_argument("--run", default="coadds", help="run to put it in (default: %(default)s)")
+    r.add_argument("--size", type=int, nargs=2, default=(1000, 1000), metavar=("H", "W"))
+    r.add_argument("--bands", default="ugrizy")
+    r.add_argument("--density", type=float, default=100.0)
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=_cmd_ingest_sim)
+
+    from .pipeline import add_deblend_arguments
+
+    p = sub.add_parser(
+        "deblend",
+        help="detect and deblend patches into the repository",
+        description="Detect, deblend and store every patch given (idempotent: "
+        "done patches are skipped unless --redo), on a local Dask cluster or "
+        "the scheduler given.",
+    )
+    add_deblend_arguments(p)
+    p.set_defaults(func=_cmd_deblend)
+
+    p = sub.add_parser("show", help="picture of one stored blend: scene and sources")
+    _repo_location(p)
+    p.add_argument("--blend", type=int, required=True, help="parent id of the blend")
+    p.add_argument("--sources", type=int, default=None, help="show at most N sources")
+    p.add_argument("--use-flux", action="store_true", help="show the re-apportioned fluxes")
+    p.add_argument(
+        "--psf-only", action="store_true", help="rebuild from the PSFs only (no exposure cutout)"
+    )
+    p.add_argument("--out", required=True, help="picture file (.png, .pdf, ...)")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("report", help="static HTML report of every blend of a patch")
+    _repo_location(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("-j", "--workers", type=int, default=None, help="processes (default: all)")
+    p.add_argument("--max-blends", type=int, default=None, help="only the first N blends")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("simulate", help="simulate a patch into an .npz file")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
+    p.add_argument("--bands", default="ugrizy")
+    p.add_argument("--density", type=float, default=100.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vermilion`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("vermilion: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the CLI turns every failure into one line
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"vermilion: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
