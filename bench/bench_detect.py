@@ -156,7 +156,7 @@ def main() -> None:
     elapsed = time.perf_counter() - t
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_peaks = int(np.sum(cat["deblend_nPeaks"]))
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in cat.meta["detect_seconds"].items())
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in maps.timings.items())
     print(f"detect_sources: {elapsed:.1f} s ({stages}); {len(cat)} parents, {n_peaks} peaks")
     print(f"  peak memory {rss1 / 1024**2:.2f} GiB (scene alone {rss0 / 1024**2:.2f} GiB)")
 

@@ -239,3 +239,11 @@ def test_footprints_grow_and_merge():
     assert len(apart) == 2
     assert len(merged) == 1 and merged[0]["deblend_nPeaks"] == 2
     assert merged[0]["footprint_area"] > apart["footprint_area"].sum()
+
+
+def test_same_input_same_catalog():
+    sc = blob_scene((96, 96), n_sources=12, bands="gri", seed=3)
+    a, maps = detect_sources(sc["images"], sc["variance"], psfs=sc["psfs"], return_maps=True)
+    b = detect_sources(sc["images"], sc["variance"], psfs=sc["psfs"])
+    assert a.equals(b)  # nothing run-dependent (like timings) in the catalog
+    assert set(maps.timings) == {"maps", "footprints", "peaks", "catalog"}
