@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,9 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
         The blend. Source ids come from ``source.metadata["id"]`` (the source's index
         in the blend where absent), peak ids from ``source.metadata["peak_id"]``.
     psf_center
-        ``(y, x)`` where the observed PSF was evaluated; the blend box centre by default.
+        ``(y, x)`` where the observed PSF was evaluated; default: the observation's
+        ``psf_center`` (set on blends rebuilt by `multiband_data_to_blend`), else the
+        blend box centre.
 
     Returns
     -------
@@ -91,7 +94,7 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
             comps, None if peak_id is None else int(peak_id), _json_safe(meta) or None
         )
     if psf_center is None:
-        psf_center = bbox.center
+        psf_center = getattr(obs, "psf_center", None) or bbox.center
     data = BlendData(
         tuple(bbox.origin),
         tuple(bbox.shape),
@@ -112,8 +115,12 @@ def data_to_blend(
     model_psf: Any = None,
     psf: Any = None,
     bands: Any = None,
+    dtype: Any = None,
 ):
-    """Rebuild a `vermilion.core.Blend` of fixed components (see `BlendData.to_blend`)."""
+    """Rebuild a `vermilion.core.Blend` of fixed components (see `BlendData.to_blend`).
+
+    ``dtype`` casts the components' arrays (default: as stored, float32).
+    """
     from vermilion.core import Blend, CubeComponent, FactorizedComponent, NoDataObservation, Source
     from vermilion.core.bbox import Box
 
@@ -156,9 +163,14 @@ def data_to_blend(
             peak = (int(np.round(c.peak[0])), int(np.round(c.peak[1])))
             if isinstance(c, FactorizedComponentData):
                 spectrum = c.spectrum.copy() if select is None else c.spectrum[select]
-                comps.append(FactorizedComponent(obs_bands, spectrum, c.morph.copy(), box, peak))
+                morph = c.morph.copy()
+                if dtype is not None:
+                    spectrum, morph = spectrum.astype(dtype), morph.astype(dtype)
+                comps.append(FactorizedComponent(obs_bands, spectrum, morph, box, peak))
             else:
                 model = c.model.copy() if select is None else c.model[select]
+                if dtype is not None:
+                    model = model.astype(dtype)
                 comps.append(CubeComponent(obs_bands, model, box, peak))
         meta = dict(src.metadata or {})
         meta["id"] = sid
@@ -210,12 +222,243 @@ def _mask_bits(mexposure, names) -> int:
     return bits
 
 
+def _as_dtype(dtype) -> np.dtype:
+    try:
+        out = np.dtype(dtype)
+    except TypeError:
+        raise ModelDataError(f"dtype {dtype!r} is not a numpy dtype", field="dtype") from None
+    if out.kind != "f":
+        raise ModelDataError(f"dtype must be a floating type, got {out}", field="dtype")
+    return out
+
+
+def _blend_data(model_data, blend_id) -> tuple[int, BlendData]:
+    """The stored blend ``blend_id`` with the patch's bands and PSFs attached."""
+    try:
+        bid = int(blend_id)
+    except (TypeError, ValueError):
+        raise ModelDataError(f"blend id {blend_id!r} is not an integer") from None
+    if hasattr(model_data, "attach"):
+        blend = model_data.blends.get(bid)
+        if blend is None:
+            n = len(model_data.blends)
+            hint = (
+                f" (the model data holds only blend {next(iter(model_data.blends))}: "
+                "was it read with other blend_ids?)"
+                if n == 1
+                else f" (the model data holds {n} blends; a parent that was skipped or "
+                "failed has no models)"
+            )
+            raise ModelDataError("no such blend" + hint, blend_id=bid)
+        return bid, model_data.attach(blend)
+    try:
+        return bid, model_data[bid]
+    except KeyError:
+        raise ModelDataError("no such blend in the model file", blend_id=bid) from None
+
+
+def _pad_stack(kernels: list[np.ndarray]) -> np.ndarray:
+    """Stack 2D kernels, zero-padding the smaller ones (centred) to the largest."""
+    ph = max(k.shape[0] for k in kernels)
+    pw = max(k.shape[1] for k in kernels)
+    out = np.zeros((len(kernels), ph, pw), np.float32)
+    for i, k in enumerate(kernels):
+        dy, dx = (ph - k.shape[0]) // 2, (pw - k.shape[1]) // 2
+        out[i, dy : dy + k.shape[0], dx : dx + k.shape[1]] = k
+    return out
+
+
+def _observed_psfs(observed_psfs, bands: tuple[str, ...], centre, blend_id: int) -> np.ndarray:
+    """One PSF image per band from a sequence (model band order) or a ``{band: psf}`` mapping."""
+    if isinstance(observed_psfs, Mapping):
+        given = [str(b) for b in observed_psfs]
+        missing = [b for b in bands if b not in given]
+        if missing:
+            raise ModelDataError(
+                f"no observed PSF for band(s) {missing} of the models (PSFs given for {given})",
+                blend_id=blend_id,
+                field="observed_psfs",
+            )
+        items = [observed_psfs[b] for b in bands]
+    else:
+        if isinstance(observed_psfs, np.ndarray) and observed_psfs.ndim == 2:
+            observed_psfs = observed_psfs[None]
+        items = list(observed_psfs)
+        if len(items) != len(bands):
+            raise ModelDataError(
+                f"{len(items)} observed PSFs for {len(bands)} bands {list(bands)} "
+                "(give one per band of the models, in their order, or a {band: psf} mapping)",
+                blend_id=blend_id,
+                field="observed_psfs",
+            )
+    kernels = []
+    for band, psf in zip(bands, items):
+        try:
+            k = _kernel(psf, centre)
+        except Exception as e:
+            raise ModelDataError(
+                f"the PSF of band {band!r} cannot be evaluated at {centre}: {e}",
+                blend_id=blend_id,
+                field="observed_psfs",
+            ) from e
+        if (
+            k.ndim != 2
+            or k.shape[0] % 2 == 0
+            or k.shape[1] % 2 == 0
+            or not np.all(np.isfinite(k))
+            or k.sum() <= 0
+        ):
+            raise ModelDataError(
+                f"the PSF of band {band!r} must be a finite, odd-sized 2D image with a positive "
+                f"sum, got shape {k.shape}",
+                blend_id=blend_id,
+                field="observed_psfs",
+            )
+        kernels.append(k)
+    return _pad_stack(kernels)
+
+
+class _ExposureCutout:
+    """The blend's box of an exposure, in the models' band order (what the pipeline fitted)."""
+
+    def __init__(self, images, variance, mask, psfs, bands, bbox, mask_planes) -> None:
+        self.images = images
+        self.variance = variance
+        self.mask = mask
+        self.psfs = psfs
+        self.bands = bands
+        self.bbox = bbox
+        self.mask_planes = mask_planes
+
+
+def _exposure_psfs(mexposure, centre: tuple[float, float]) -> np.ndarray:
+    """The exposure's PSFs at ``centre``, evaluated as the pipeline does (`DeblendTask`)."""
+    if hasattr(mexposure, "computePsfKernelImage"):
+        return np.asarray(mexposure.computePsfKernelImage(centre), np.float32)
+    if hasattr(mexposure, "psf_at"):
+        # vermilion.sim: coordinates relative to the patch's first pixel
+        oy, ox = _box_of(mexposure).origin
+        return np.asarray(mexposure.psf_at(centre[0] - oy, centre[1] - ox), np.float32)
+    return np.asarray(mexposure.psfs, np.float32)
+
+
+def _box_of(mexposure):
+    from vermilion.core.bbox import Box
+
+    box = mexposure.bbox
+    if isinstance(box, Box):
+        return box
+    shape = np.shape(mexposure.images)[-2:]
+    return Box(tuple(shape), tuple(box))
+
+
+def _cutout(mexposure, data: BlendData, bands: tuple[str, ...], blend_id: int) -> _ExposureCutout:
+    """Check that the exposure covers the blend in every band; cut the blend's box out."""
+    for name in ("images", "variance", "bands", "bbox"):
+        if getattr(mexposure, name, None) is None:
+            raise ModelDataError(
+                f"the exposure has no {name!r} (it needs images, variance, mask, PSFs, bands "
+                "and bbox, like vermilion.repo.MultibandExposure)",
+                blend_id=blend_id,
+                field="mexposure",
+            )
+    exp_bands = tuple(str(b) for b in mexposure.bands)
+    missing = [b for b in bands if b not in exp_bands]
+    if missing:
+        raise ModelDataError(
+            f"the exposure has no band(s) {missing} of the models (exposure bands "
+            f"{list(exp_bands)}, model bands {list(bands)})",
+            blend_id=blend_id,
+            field="mexposure",
+        )
+    ebox = _box_of(mexposure)
+    bbox = data.bbox
+    if (bbox & ebox) != bbox:
+        raise ModelDataError(
+            f"the exposure covers {ebox}, not the whole blend box {bbox}: read the cutout "
+            "with parameters={'bbox': blend_data.bbox}",
+            blend_id=blend_id,
+            field="mexposure",
+        )
+    idx = [exp_bands.index(b) for b in bands]
+    same = idx == list(range(len(exp_bands)))
+    sel = slice(None) if same else idx
+    cut = bbox.slices_in(ebox)
+
+    def take(arr):
+        if arr is None:
+            return None
+        arr = np.asarray(arr)
+        if arr.shape[0] != len(exp_bands):
+            raise ModelDataError(
+                f"an exposure array has {arr.shape[0]} bands for {len(exp_bands)} band names",
+                blend_id=blend_id,
+                field="mexposure",
+            )
+        return arr[(slice(None), *cut)][sel]
+
+    centre = data.psf_center if data.psf_center is not None else bbox.center
+    try:
+        psfs = _exposure_psfs(mexposure, centre)
+    except ModelDataError:
+        raise
+    except Exception as e:
+        raise ModelDataError(
+            f"the exposure's PSF cannot be evaluated at {centre}: {e}",
+            blend_id=blend_id,
+            field="mexposure",
+        ) from e
+    if psfs.ndim != 3 or psfs.shape[0] != len(exp_bands):
+        raise ModelDataError(
+            f"the exposure's PSFs have shape {psfs.shape}, expected one image per band "
+            f"{list(exp_bands)}",
+            blend_id=blend_id,
+            field="mexposure",
+        )
+    return _ExposureCutout(
+        take(mexposure.images),
+        take(mexposure.variance),
+        take(getattr(mexposure, "mask", None)),
+        psfs[sel],
+        bands,
+        bbox,
+        getattr(mexposure, "mask_planes", None),
+    )
+
+
+class _MaskFootprint:
+    """A boolean mask on a box, read by `observation_from_exposure` like a footprint."""
+
+    def __init__(self, mask: np.ndarray, bbox) -> None:
+        self.bbox = bbox
+        self.spans = self
+        self._mask = mask
+
+    def as_array(self) -> np.ndarray:
+        return self._mask
+
+
+def _footprint(footprint, data: BlendData, blend_id: int):
+    """A footprint object, or a boolean ``(h, w)`` mask on the blend box."""
+    if footprint is None or hasattr(footprint, "spans"):
+        return footprint
+    mask = np.asarray(footprint)
+    if mask.shape != tuple(data.shape):
+        raise ModelDataError(
+            f"a footprint mask must have the blend's shape {tuple(data.shape)}, got {mask.shape}",
+            blend_id=blend_id,
+            field="footprint",
+        )
+    return _MaskFootprint(mask.astype(bool), data.bbox)
+
+
 def multiband_data_to_blend(
     model_data,
     blend_id: int,
     observed_psfs=None,
     mexposure=None,
     footprint=None,
+    dtype=np.float32,
     *,
     bad_mask: int | None = None,
     convolution_mode: str | None = None,
@@ -229,14 +472,21 @@ def multiband_data_to_blend(
     blend_id
         The parent id.
     observed_psfs
-        One PSF per band of the model (arrays, or objects with
-        ``computeKernelImage(position)``, evaluated at the blend's PSF centre);
-        replaces the stored observed PSF.
+        One PSF per band of the model, in the model's band order, or a mapping
+        ``{band: psf}`` (arrays, or objects with ``computeKernelImage(position)``,
+        evaluated at the blend's PSF centre); replaces the stored observed PSF.
     mexposure
         A multi-band exposure (or cutout) covering the blend: the blend gets a real
-        observation, ready to fit and to re-apportion flux.
+        observation, ready to fit and to re-apportion flux. It is built as the
+        pipeline built it: the exposure's PSF evaluated at the blend's stored PSF
+        centre (where the pipeline evaluated a spatially varying PSF), the bands in
+        the models' order, the stored configuration's mask planes, weights and
+        convolution.
     footprint
-        With ``mexposure``: the parent footprint; pixels outside it get zero weight.
+        With ``mexposure``: the parent footprint (or a boolean mask on the blend
+        box); pixels outside it get zero weight, as in the pipeline's fit.
+    dtype
+        Floating type of the rebuilt components' arrays (float32, as stored).
     bad_mask
         With ``mexposure``: mask bits whose pixels get zero weight. Default: the
         ``badMask`` planes of the deblender configuration stored with the models
@@ -248,51 +498,63 @@ def multiband_data_to_blend(
     Returns
     -------
     vermilion.core.Blend
-        Without ``mexposure``: on a `NoDataObservation` (render only).
+        Without ``mexposure``: on a `NoDataObservation` (render only). The
+        observation records the PSF centre as ``observation.psf_center``, which
+        `blend_to_data` stores again.
+
+    Raises
+    ------
+    ModelDataError
+        Naming the blend (and the band or field): a blend that is not in the model
+        data, PSFs for other bands or another number of bands, an exposure without
+        the models' bands or that does not cover the blend box.
     """
     from vermilion.core import NoDataObservation, observation_from_exposure
 
-    if hasattr(model_data, "attach"):
-        try:
-            data = model_data.attach(model_data.blends[blend_id])
-        except KeyError:
-            raise ModelDataError("no such blend", blend_id=blend_id) from None
-    else:
-        data = model_data[blend_id]
+    bid, data = _blend_data(model_data, blend_id)
+    dtype = _as_dtype(dtype)
     config = _stored_config(model_data)
     if convolution_mode is None:
         convolution_mode = str(config.get("convolutionType", "fft"))
+    bands = tuple(data.bands or ())
+    centre = data.psf_center if data.psf_center is not None else data.bbox.center
     try:
         if mexposure is not None:
+            if not bands:
+                raise ModelDataError("the stored blend has no bands", field="bands")
+            cut = _cutout(mexposure, data, bands, bid)
             if bad_mask is None:
-                bad_mask = _mask_bits(mexposure, config.get("badMask", ()))
-            observation = observation_from_exposure(
-                mexposure,
-                bbox=data.bbox,
-                footprint=footprint,
-                bad_mask=bad_mask,
-                model_psf=data.model_psf,
-                use_weights=bool(config.get("useWeights", True)),
-                convolution_mode=convolution_mode,
-            )
-        elif observed_psfs is not None:
-            bands = data.bands or ()
-            if len(observed_psfs) != len(bands):
-                raise ModelDataError(
-                    f"{len(observed_psfs)} observed PSFs for {len(bands)} bands",
-                    blend_id=blend_id,
-                    field="observed_psfs",
+                bad_mask = _mask_bits(cut, config.get("badMask", ()))
+            try:
+                observation = observation_from_exposure(
+                    cut,
+                    bbox=data.bbox,
+                    footprint=_footprint(footprint, data, bid),
+                    bad_mask=bad_mask,
+                    model_psf=data.model_psf,
+                    use_weights=bool(config.get("useWeights", True)),
+                    convolution_mode=convolution_mode,
                 )
-            centre = data.psf_center or data.bbox.center
-            psfs = np.stack([_kernel(p, centre) for p in observed_psfs])
-            observation = NoDataObservation(
-                psfs, data.model_psf, bands, data.bbox, convolution_mode=convolution_mode
-            )
+            except ValueError as e:
+                raise ModelDataError(f"cannot build the observation: {e}", field="mexposure") from e
+        elif observed_psfs is not None:
+            psfs = _observed_psfs(observed_psfs, bands, centre, bid)
+            try:
+                observation = NoDataObservation(
+                    psfs, data.model_psf, bands, data.bbox, convolution_mode=convolution_mode
+                )
+            except ValueError as e:
+                raise ModelDataError(
+                    f"cannot build the observation: {e}", field="observed_psfs"
+                ) from e
         else:
             observation = None
-        return data.to_blend(observation)
+        blend = data_to_blend(data, observation, dtype=dtype)
     except ModelDataError as e:
-        raise e.with_context(blend_id=blend_id) from None
+        raise e.with_context(blend_id=bid) from None
+    blend.observation.psf_center = tuple(float(c) for c in centre)
+    blend.metadata["parent_id"] = bid
+    return blend
 
 
 def multibandDataToScarlet(
@@ -301,6 +563,7 @@ def multibandDataToScarlet(
     observedPsfs=None,
     mExposure=None,
     footprint=None,
+    dtype=np.float32,
     **kwargs,
 ):
     """Rubin spelling of `multiband_data_to_blend` (same arguments, camelCase)."""
@@ -310,5 +573,6 @@ def multibandDataToScarlet(
         observed_psfs=observedPsfs,
         mexposure=mExposure,
         footprint=footprint,
+        dtype=dtype,
         **kwargs,
     )

@@ -502,6 +502,254 @@ class ModelData:
         for sid, iso in self.isolated.items():
             iso.validate(Where(source_id=sid))
 
+    # ---- per-band footprints of a catalog -------------------------------------------
+
+    def update_catalog_footprints(
+        self,
+        catalog,
+        band: str,
+        psf_model: Any = None,
+        redistribute_image: Any = None,
+        mask_image: Any = None,
+        remove_model_data: bool = True,
+        update_flux_columns: bool = True,
+    ) -> int:
+        """Give every deblended child of ``catalog`` its heavy footprint in one band.
+
+        As ``lsst.meas.extensions.scarlet`` ``updateCatalogFootprints``: the models of
+        each blend are rebuilt in ``band`` and rendered in its observed PSF; the
+        child's footprint becomes a `vermilion.detect.HeavyFootprint` of that band
+        holding its rendered model, or, with ``redistribute_image``, its share of
+        that image (re-apportioned as by `vermilion.core.weight_sources`: inside the
+        parent footprint, without the pixels the stored configuration's ``badMask``
+        excludes, exactly as the pipeline did).
+
+        Parameters
+        ----------
+        catalog
+            The deblended `vermilion.detect.SourceCatalog` (parents and children);
+            updated in place. Parents whose blend is not in this model data (skipped,
+            failed, or not read) are left alone.
+        band
+            The band, one of ``self.bands``.
+        psf_model
+            The band's observed PSF: a 2D image, an object with
+            ``computeKernelImage((y, x))`` (e.g. ``butler.get("deepCoadd_calexp.psf",
+            ...)``, evaluated at each blend's PSF centre), or None for the PSF
+            stored with the models.
+        redistribute_image
+            The band's image to re-apportion: a `vermilion.repo.Exposure` (image,
+            variance, mask and origin), a `vermilion.repo.MultibandExposure` (the band
+            is taken), a 2D `vermilion.core.Image`, or a 2D array whose first pixel is
+            ``(0, 0)``. It must cover every blend. None: footprints hold the models.
+        mask_image
+            The band's integer mask on the same pixels (default: the exposure's):
+            ``badMask`` pixels get no flux, and ``NO_DATA`` pixels count against
+            ``deblend_dataCoverage_<band>``.
+        remove_model_data
+            Drop each blend (and isolated source) from this model data once its
+            children are done, so that memory stays flat over a whole patch.
+        update_flux_columns
+            Write the band's columns (created when missing, NaN elsewhere):
+
+            ==================================  ==================================================
+            ``deblend_scarletFlux_<band>``      flux of the child's model (as the pipeline)
+            ``deblend_reapportionedFlux_<band>`` sum of the heavy footprint (only with
+                                                ``redistribute_image``; as the pipeline)
+            ``deblend_peak_instFlux_<band>``    heavy footprint value at the child's peak
+                                                (0 when the peak is outside it)
+            ``deblend_dataCoverage_<band>``     fraction of the heavy footprint's pixels with
+                                                data (not ``NO_DATA``; only with a mask)
+            ``deblend_blendedness_<band>``      ``1 - sum(m_k^2) / sum(m_k m_all)`` of the
+                                                rendered models (``m_all``: the whole blend)
+            ==================================  ==================================================
+
+        Returns
+        -------
+        int
+            Number of child records updated.
+
+        Notes
+        -----
+        Heavy footprints cover the pixels where the rendered model (or the
+        re-apportioned image) is non-zero, inside the blend box; rendered models are
+        convolved by FFT and values below ``1e-6`` of a source's peak (round-off)
+        are dropped. A child with no such pixel gets a one-pixel footprint of
+        value 0 at its peak.
+        """
+        from vermilion.core import weight_sources
+        from vermilion.detect.footprint import HeavyFootprint
+
+        if self.bands is None or band not in self.bands:
+            raise ModelDataError(
+                f"band {band!r} is not in the model data's bands {self.bands}", field="band"
+            )
+        b = self.bands.index(band)
+        image = _BandImage.build(redistribute_image, mask_image, band)
+        config = self.metadata.get("deblend_config") if isinstance(self.metadata, dict) else None
+        config = config if isinstance(config, dict) else {}
+        bad_names = config.get("badMask", ())
+        bad_names = [bad_names] if isinstance(bad_names, str) else list(bad_names)
+        planes = image.mask_planes if image is not None else dict(_MASK_PLANES)
+        bad_bits = 0
+        for name in bad_names:
+            bad_bits |= int(planes.get(name, 0))
+        no_data_bit = int(planes.get("NO_DATA", 0))
+
+        ids = np.asarray(catalog["id"], dtype=np.int64)
+        row_of = {int(i): r for r, i in enumerate(ids.tolist())}
+        is_parent = np.asarray(catalog["parent"]) == 0
+        parent_ids = [int(i) for i in ids[is_parent] if int(i) in self.blends]
+        if image is not None:
+            for pid in parent_ids:
+                image.check_covers(self.blends[pid].bbox, pid)
+        peak_y = np.asarray(catalog["peak_y"]) if "peak_y" in catalog.colnames else None
+        peak_x = np.asarray(catalog["peak_x"]) if "peak_x" in catalog.colnames else None
+        peak_id = np.asarray(catalog["peak_id"]) if "peak_id" in catalog.colnames else None
+        fp_col = catalog["footprint"]
+
+        out = _ColumnUpdates()
+        psfs = _PsfCache(psf_model, b, band, self.psf)
+        for pid in parent_ids:
+            blend_data = self.attach(self.blends[pid])
+            parent_fp = fp_col[row_of[pid]]
+            blend = _mono_blend(blend_data, pid, psfs, image, parent_fp, bad_bits)
+            rows = []
+            for source in blend.sources:
+                sid = int(source.metadata["id"])
+                row = row_of.get(sid)
+                if row is None:
+                    raise ModelDataError(
+                        "the catalog has no record for this source of the models (are the "
+                        "catalog and the model data from the same run?)",
+                        blend_id=pid,
+                        source_id=sid,
+                    )
+                rows.append(row)
+            renders = _renders(blend)
+            if image is not None:
+                weight_sources(blend)
+            total = None
+            if update_flux_columns:
+                total = np.zeros(blend.bbox.shape, np.float64)
+                for entry in renders:
+                    if entry is not None:
+                        box, r = entry
+                        total[box.slices_in(blend.bbox)] += r
+            for source, row, entry in zip(blend.sources, rows, renders):
+                if image is not None:
+                    if source.flux is None:
+                        values, origin = np.zeros((0, 0), np.float32), blend.bbox.origin
+                    else:
+                        values, origin = source.flux.data[0], source.flux.yx0
+                    keep = values != 0
+                elif entry is None:
+                    values, origin = np.zeros((0, 0), np.float32), blend.bbox.origin
+                    keep = np.zeros((0, 0), bool)
+                else:
+                    box, values = entry
+                    origin = box.origin
+                    peak = float(np.max(np.abs(values))) if values.size else 0.0
+                    keep = np.abs(values) > 1e-6 * peak
+                peaks = _child_peaks(fp_col[row], row, peak_y, peak_x, peak_id)
+                heavy = _heavy(values, keep, origin, peaks, band, HeavyFootprint)
+                out.footprint(row, heavy)
+                if not update_flux_columns:
+                    continue
+                model_flux = (
+                    float(np.sum(source.get_model().data, dtype=np.float64))
+                    if not source.is_null
+                    else 0.0
+                )
+                out.set(f"deblend_scarletFlux_{band}", row, model_flux)
+                if image is not None:
+                    out.set(
+                        f"deblend_reapportionedFlux_{band}",
+                        row,
+                        float(np.sum(heavy.values, dtype=np.float64)),
+                    )
+                    if image.mask is not None:
+                        out.set(
+                            f"deblend_dataCoverage_{band}", row, image.coverage(heavy, no_data_bit)
+                        )
+                py = int(peak_y[row]) if peak_y is not None else int(peaks["y"][0])
+                px = int(peak_x[row]) if peak_x is not None else int(peaks["x"][0])
+                out.set(
+                    f"deblend_peak_instFlux_{band}", row, _value_at(values, keep, origin, py, px)
+                )
+                out.set(f"deblend_blendedness_{band}", row, _blendedness(entry, total, blend.bbox))
+            if remove_model_data:
+                self.blends.pop(pid, None)
+        if image is not None:
+            self._update_isolated(
+                catalog,
+                row_of,
+                band,
+                image,
+                bad_bits,
+                no_data_bit,
+                out,
+                remove_model_data,
+                update_flux_columns,
+            )
+        out.apply(catalog, band, update_flux_columns, image is not None)
+        return out.n_children
+
+    def updateCatalogFootprints(
+        self,
+        catalog,
+        band: str,
+        psfModel: Any = None,
+        redistributeImage: Any = None,
+        removeScarletData: bool = True,
+        updateFluxColumns: bool = True,
+    ) -> int:
+        """Rubin spelling of `update_catalog_footprints`."""
+        return self.update_catalog_footprints(
+            catalog,
+            band,
+            psfModel,
+            redistribute_image=redistributeImage,
+            remove_model_data=removeScarletData,
+            update_flux_columns=updateFluxColumns,
+        )
+
+    def _update_isolated(
+        self, catalog, row_of, band, image, bad_bits, no_data_bit, out, remove, update_columns
+    ) -> None:
+        """Isolated children (not deblended): their heavy footprint is the image in their span."""
+        from vermilion.detect.footprint import HeavyFootprint
+
+        fp_col = catalog["footprint"]
+        for sid in [s for s in self.isolated if s in row_of]:
+            iso = self.isolated[sid]
+            row = row_of[sid]
+            box = iso.bbox
+            image.check_covers(box, None, source_id=sid)
+            values, weights = image.cut(box, np.asarray(iso.span_array) > 0, bad_bits)
+            keep = weights > 0
+            fp = fp_col[row]
+            peaks = fp.peaks if fp is not None and fp.n_peaks else _peaks_at(iso.peak)
+            heavy = _heavy(values, keep, box.origin, peaks, band, HeavyFootprint)
+            out.footprint(row, heavy)
+            if update_columns:
+                out.set(
+                    f"deblend_reapportionedFlux_{band}",
+                    row,
+                    float(np.sum(heavy.values, dtype=np.float64)),
+                )
+                peak = (int(peaks["y"][0]), int(peaks["x"][0]))
+                out.set(
+                    f"deblend_peak_instFlux_{band}",
+                    row,
+                    _value_at(values, keep, box.origin, *peak),
+                )
+                out.set(f"deblend_blendedness_{band}", row, 0.0)
+                if image.mask is not None:
+                    out.set(f"deblend_dataCoverage_{band}", row, image.coverage(heavy, no_data_bit))
+            if remove:
+                self.isolated.pop(sid, None)
+
     # ---- files -------------------------------------------------------------------
 
     @classmethod
@@ -615,6 +863,327 @@ class ModelData:
             f"ModelData(bands={self.bands}, n_blends={len(self.blends)}, "
             f"n_isolated={len(self.isolated)}, version={self.version!r})"
         )
+
+
+# ---- helpers of ModelData.update_catalog_footprints ------------------------------------
+
+#: The mask planes shared by vermilion's exposures and simulations (repo.MASK_PLANES).
+_MASK_PLANES = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
+
+_FLUX_COLUMNS = {
+    "deblend_scarletFlux": "flux of the child's model in band {}",
+    "deblend_reapportionedFlux": "flux of the child's re-apportioned observed image in band {}",
+    "deblend_peak_instFlux": "heavy footprint value at the child's peak in band {}",
+    "deblend_dataCoverage": "fraction of the heavy footprint's pixels with data in band {}",
+    "deblend_blendedness": "1 - sum(m_k^2) / sum(m_k m_all) of the rendered models in band {}",
+}
+
+
+class _BandImage:
+    """One band's image (with optional variance and mask) placed at ``origin``."""
+
+    def __init__(self, image, variance, mask, origin, mask_planes) -> None:
+        self.image = image
+        self.variance = variance
+        self.mask = mask
+        self.origin = (int(origin[0]), int(origin[1]))
+        self.mask_planes = dict(mask_planes or _MASK_PLANES)
+
+    @classmethod
+    def build(cls, image: Any, mask_image: Any, band: str) -> _BandImage | None:
+        if image is None:
+            if mask_image is not None:
+                raise ValueError("mask_image is used with redistribute_image only")
+            return None
+        variance = mask = None
+        planes = getattr(image, "mask_planes", None)
+        if hasattr(image, "images") and hasattr(image, "bands"):  # a MultibandExposure
+            bands = tuple(str(x) for x in image.bands)
+            if band not in bands:
+                raise ModelDataError(
+                    f"the exposure has no band {band!r} (its bands: {list(bands)})",
+                    field="redistribute_image",
+                )
+            image = image[band]
+        if hasattr(image, "image") and hasattr(image, "bbox"):  # an Exposure
+            exp_band = getattr(image, "band", None)
+            if exp_band is not None and str(exp_band) != band:
+                raise ModelDataError(
+                    f"the exposure is of band {exp_band!r}, not {band!r}",
+                    field="redistribute_image",
+                )
+            data, variance = image.image, getattr(image, "variance", None)
+            mask = getattr(image, "mask", None)
+            origin = image.bbox.origin
+        elif hasattr(image, "data") and hasattr(image, "yx0"):  # a vermilion Image
+            data, origin = image.data, image.yx0
+            if data.ndim == 3:
+                img_bands = tuple(image.bands)
+                if band not in img_bands:
+                    raise ModelDataError(
+                        f"the image has no band {band!r} (its bands: {list(img_bands)})",
+                        field="redistribute_image",
+                    )
+                data = data[img_bands.index(band)]
+        else:
+            data, origin = image, (0, 0)
+        data = np.asarray(data)
+        if data.ndim != 2:
+            raise ModelDataError(
+                f"the image to re-apportion must be 2D (one band), got shape {data.shape}",
+                field="redistribute_image",
+            )
+        if mask_image is not None:
+            mask = getattr(mask_image, "mask", mask_image)
+            planes = getattr(mask_image, "mask_planes", planes)
+        for name, arr in (("variance", variance), ("mask", mask)):
+            if arr is not None and np.shape(arr) != data.shape:
+                raise ModelDataError(
+                    f"the {name} has shape {np.shape(arr)}, the image {data.shape}",
+                    field="mask_image" if name == "mask" else "redistribute_image",
+                )
+        return cls(
+            data,
+            None if variance is None else np.asarray(variance),
+            None if mask is None else np.asarray(mask),
+            origin,
+            planes,
+        )
+
+    @property
+    def bbox(self) -> Box:
+        from vermilion.core.bbox import Box
+
+        return Box(self.image.shape, self.origin)
+
+    def check_covers(self, box: Box, blend_id: int | None, source_id: int | None = None) -> None:
+        if (box & self.bbox) != box:
+            raise ModelDataError(
+                f"the image to re-apportion covers {self.bbox}, not the box {box}",
+                blend_id=blend_id,
+                source_id=source_id,
+                field="redistribute_image",
+            )
+
+    def cut(self, box: Box, inside: np.ndarray | None, bad_bits: int):
+        """Pixels of ``box`` (0 where invalid) and their weights (1 valid, 0 not)."""
+        sl = box.slices_in(self.bbox)
+        img = self.image[sl]
+        valid = np.isfinite(img)
+        if inside is not None:
+            valid &= inside
+        if self.variance is not None:
+            var = self.variance[sl]
+            valid &= np.isfinite(var) & (var > 0)
+        if self.mask is not None and bad_bits:
+            valid &= (self.mask[sl] & bad_bits) == 0
+        return np.where(valid, img, 0).astype(np.float32), valid.astype(np.float32)
+
+    def coverage(self, heavy, no_data_bit: int) -> float:
+        """Fraction of the heavy footprint's pixels without ``NO_DATA``."""
+        if heavy.area == 0:
+            return 0.0
+        if not no_data_bit:
+            return 1.0
+        ys, xs = heavy.spans.indices()
+        m = self.mask[ys - self.origin[0], xs - self.origin[1]]
+        return 1.0 - float(np.count_nonzero(m & no_data_bit)) / heavy.area
+
+
+class _PsfCache:
+    """The band's observed PSF for each blend, and a render-only observation per PSF."""
+
+    def __init__(self, psf_model: Any, b: int, band: str, model_psf) -> None:
+        self.psf_model = psf_model
+        self.b = b
+        self.band = band
+        self.model_psf = model_psf
+        self._fixed: np.ndarray | None = None
+        self._templates: dict[Any, Any] = {}
+        if psf_model is not None and not hasattr(psf_model, "computeKernelImage"):
+            fixed = np.asarray(psf_model, dtype=np.float32)
+            if fixed.ndim == 3 and fixed.shape[0] == 1:
+                fixed = fixed[0]
+            if fixed.ndim != 2:
+                raise ModelDataError(
+                    f"psf_model must be the band's 2D PSF image or a PSF object, got shape "
+                    f"{fixed.shape}",
+                    field="psf_model",
+                )
+            self._fixed = fixed
+        elif getattr(psf_model, "is_constant", False):
+            self._fixed = np.asarray(psf_model.computeKernelImage(None), dtype=np.float32)
+
+    def kernel(self, data: BlendData, blend_id: int) -> tuple[Any, np.ndarray]:
+        """``(cache key, (ph, pw) kernel)`` of the blend's observed PSF in this band."""
+        if self._fixed is not None:
+            return "fixed", self._fixed
+        if self.psf_model is None:
+            if data.psf is None:
+                raise ModelDataError(
+                    "no observed PSF is stored with the models: pass psf_model",
+                    blend_id=blend_id,
+                    field="psf_model",
+                )
+            return ("stored", id(data.psf)), np.asarray(data.psf[self.b])
+        centre = data.psf_center if data.psf_center is not None else data.bbox.center
+        k = self.psf_model.computeKernelImage(tuple(centre))
+        k = np.asarray(getattr(k, "array", k), dtype=np.float32)
+        return ("at", k.shape, k.tobytes()), k
+
+    def observation(self, data: BlendData, blend_id: int, image, inside, bad_bits: int):
+        import copy
+
+        from vermilion.core import NoDataObservation, Observation
+
+        key, kernel = self.kernel(data, blend_id)
+        model_psf = data.model_psf if data.model_psf is not None else self.model_psf
+        try:
+            if image is not None:
+                values, weights = image.cut(data.bbox, inside, bad_bits)
+                return Observation(
+                    values[None],
+                    np.ones((1, *values.shape), np.float32),
+                    weights[None],
+                    psfs=kernel[None],
+                    model_psf=model_psf,
+                    bands=(self.band,),
+                    bbox=data.bbox,
+                )
+            template = self._templates.get(key)
+            if template is None:
+                if len(self._templates) > 256:
+                    self._templates.clear()
+                template = NoDataObservation(kernel[None], model_psf, (self.band,), data.bbox)
+                self._templates[key] = template
+            obs = copy.copy(template)  # shares the difference kernel and its FFT cache
+            obs.bbox = data.bbox
+            return obs
+        except ValueError as e:
+            raise ModelDataError(
+                f"cannot build the observation of band {self.band!r}: {e}", blend_id=blend_id
+            ) from e
+
+
+def _mono_blend(data: BlendData, blend_id: int, psfs: _PsfCache, image, parent_fp, bad_bits):
+    """The blend's models in one band, on that band's observation."""
+    from .convert import data_to_blend
+
+    inside = None
+    if image is not None:
+        if parent_fp is not None and hasattr(parent_fp, "spans"):
+            inside = parent_fp.spans.as_mask(data.bbox)
+        elif data.footprint is not None:
+            inside = np.asarray(data.footprint, bool)
+    obs = psfs.observation(data, blend_id, image, inside, bad_bits)
+    try:
+        return data_to_blend(data, obs)
+    except ModelDataError as e:
+        raise e.with_context(blend_id=blend_id) from None
+
+
+def _renders(blend) -> list:
+    """Each source's model in the observed seeing, on its box grown by the kernel radius."""
+    obs = blend.observation
+    ry, rx = obs.diff_kernel.radius
+    out = []
+    for source in blend.sources:
+        if source.is_null:
+            out.append(None)
+            continue
+        box = source.bbox.grow((ry, rx)) & blend.bbox
+        rendered = obs.convolve(source.get_model(box).data, mode="fft")[0]
+        out.append((box, rendered))
+    return out
+
+
+def _peaks_at(peak):
+    from vermilion.detect.footprint import make_peaks
+
+    return make_peaks([round(float(peak[0]))], [round(float(peak[1]))], id=0)
+
+
+def _child_peaks(fp, row: int, peak_y, peak_x, peak_id):
+    if fp is not None and fp.n_peaks:
+        return fp.peaks
+    from vermilion.detect.footprint import make_peaks
+
+    if peak_y is None or peak_x is None:
+        raise ModelDataError("the catalog has no peak_y/peak_x columns", field="catalog")
+    pid = None if peak_id is None else [int(peak_id[row])]
+    return make_peaks([int(peak_y[row])], [int(peak_x[row])], id=pid)
+
+
+def _heavy(values: np.ndarray, keep: np.ndarray, origin, peaks, band: str, heavy_cls):
+    """A one-band heavy footprint of the kept pixels (one zero pixel at the peak if none)."""
+    from vermilion.detect.footprint import SpanSet
+
+    spans = SpanSet.from_mask(keep, origin) if keep.size else SpanSet()
+    if spans.is_empty:
+        y, x = int(peaks["y"][0]), int(peaks["x"][0])
+        return heavy_cls(SpanSet([y], [x], [x]), peaks, np.zeros((1, 1), np.float32), (band,))
+    return heavy_cls(spans, peaks, values[keep][None], (band,))
+
+
+def _value_at(values: np.ndarray, keep: np.ndarray, origin, y: int, x: int) -> float:
+    ly, lx = y - origin[0], x - origin[1]
+    if 0 <= ly < keep.shape[0] and 0 <= lx < keep.shape[1] and keep[ly, lx]:
+        return float(values[ly, lx])
+    return 0.0
+
+
+def _blendedness(entry, total: np.ndarray | None, bbox: Box) -> float:
+    if entry is None or total is None:
+        return float("nan")
+    box, rendered = entry
+    r = rendered.astype(np.float64)
+    den = float(np.sum(r * total[box.slices_in(bbox)]))
+    if not den > 0:
+        return float("nan")
+    return 1.0 - float(np.sum(r * r)) / den
+
+
+class _ColumnUpdates:
+    """Values gathered per column, written into the catalog in one go at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.footprints: list = []
+        self.values: dict[str, tuple[list[int], list[float]]] = {}
+
+    @property
+    def n_children(self) -> int:
+        return len(self.rows)
+
+    def footprint(self, row: int, heavy) -> None:
+        self.rows.append(row)
+        self.footprints.append(heavy)
+
+    def set(self, name: str, row: int, value: float) -> None:
+        rows, values = self.values.setdefault(name, ([], []))
+        rows.append(row)
+        values.append(value)
+
+    def apply(self, catalog, band: str, flux_columns: bool, redistributed: bool) -> None:
+        if flux_columns:
+            for prefix, description in _FLUX_COLUMNS.items():
+                if prefix == "deblend_reapportionedFlux" and not redistributed:
+                    continue
+                if prefix == "deblend_dataCoverage" and f"{prefix}_{band}" not in self.values:
+                    continue
+                catalog.ensure_column(
+                    f"{prefix}_{band}", np.float32, np.nan, description=description.format(band)
+                )
+        for name, (rows, values) in self.values.items():
+            catalog[name][np.asarray(rows, np.int64)] = np.asarray(values)
+        if not self.rows:
+            return
+        column = catalog["footprint"]
+        for row, heavy in zip(self.rows, self.footprints):
+            column[row] = heavy
+        if "footprint_area" in catalog.colnames:
+            areas = np.array([h.area for h in self.footprints], np.int64)
+            catalog["footprint_area"][np.asarray(self.rows, np.int64)] = areas
 
 
 def _format_from_path(path: str | os.PathLike) -> str:
