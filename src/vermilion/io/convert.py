@@ -440,6 +440,8 @@ class _MaskFootprint:
 
 def _footprint(footprint, data: BlendData, blend_id: int):
     """A footprint object, or a boolean ``(h, w)`` mask on the blend box."""
+    if hasattr(footprint, "getFootprint"):  # a catalog record
+        footprint = footprint.getFootprint()
     if footprint is None or hasattr(footprint, "spans"):
         return footprint
     mask = np.asarray(footprint)
@@ -483,8 +485,9 @@ def multiband_data_to_blend(
         the models' order, the stored configuration's mask planes, weights and
         convolution.
     footprint
-        With ``mexposure``: the parent footprint (or a boolean mask on the blend
-        box); pixels outside it get zero weight, as in the pipeline's fit.
+        With ``mexposure``: the parent footprint (or the parent record, or a boolean
+        mask on the blend box); pixels outside it get zero weight, as in the
+        pipeline's fit.
     dtype
         Floating type of the rebuilt components' arrays (float32, as stored).
     bad_mask
