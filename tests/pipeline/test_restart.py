@@ -466,6 +466,7 @@ def test_bad_requests_through_the_repository(repo, loader):
     del blend.metadata["next_source_id"]
     with pytest.raises(ValueError, match="need new catalog ids"):
         save_blend(repo["root"], blend, pid, TRACT, PATCH, "test/no-ids")
+    assert "test/no-ids" not in loader.butler.collections.query("*")  # nothing written
     # update_catalog_footprints: unknown band, an image that does not cover the blends
     _, catalog, model = _catalog_and_models(repo, loader)
     with pytest.raises(ModelDataError, match="band 'N921' is not in"):

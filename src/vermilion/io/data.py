@@ -552,17 +552,22 @@ class ModelData:
         update_flux_columns
             Write the band's columns (created when missing, NaN elsewhere):
 
-            ==================================  ==================================================
-            ``deblend_scarletFlux_<band>``      flux of the child's model (as the pipeline)
-            ``deblend_reapportionedFlux_<band>`` sum of the heavy footprint (only with
-                                                ``redistribute_image``; as the pipeline)
-            ``deblend_peak_instFlux_<band>``    heavy footprint value at the child's peak
-                                                (0 when the peak is outside it)
-            ``deblend_dataCoverage_<band>``     fraction of the heavy footprint's pixels with
-                                                data (not ``NO_DATA``; only with a mask)
-            ``deblend_blendedness_<band>``      ``1 - sum(m_k^2) / sum(m_k m_all)`` of the
-                                                rendered models (``m_all``: the whole blend)
-            ==================================  ==================================================
+            ====================================  ==============================================
+            ``deblend_scarletFlux_<band>``        flux of the child's model (as the pipeline)
+            ``deblend_reapportionedFlux_<band>``  sum of the heavy footprint (only with
+                                                  ``redistribute_image``; as the pipeline)
+            ``deblend_peak_instFlux_<band>``      heavy footprint value at the child's peak
+                                                  (0 when the peak is outside it)
+            ``deblend_dataCoverage_<band>``       fraction of the heavy footprint's pixels
+                                                  with data (not ``NO_DATA``; with a mask)
+            ``deblend_blendedness_<band>``        ``1 - sum(m_k^2) / sum(m_k m_all)`` of the
+                                                  rendered models (``m_all``: the blend's)
+            ====================================  ==============================================
+
+            The first two are the pipeline's own columns (`DeblendTask` writes them for
+            every band), recomputed identically; Rubin's band-less names
+            (``deblend_scarletFlux`` ...) get the ``_<band>`` suffix here because one
+            vermilion catalog holds every band.
 
         Returns
         -------
@@ -585,6 +590,9 @@ class ModelData:
                 f"band {band!r} is not in the model data's bands {self.bands}", field="band"
             )
         b = self.bands.index(band)
+        missing = [c for c in ("id", "parent", "footprint") if c not in catalog.colnames]
+        if missing:
+            raise ValueError(f"the catalog has no column(s) {missing}: is it a deblended catalog?")
         image = _BandImage.build(redistribute_image, mask_image, band)
         config = self.metadata.get("deblend_config") if isinstance(self.metadata, dict) else None
         config = config if isinstance(config, dict) else {}

@@ -242,8 +242,19 @@ class BlendLoader:
         else:
             blend = multiband_data_to_blend(model, parent.id, observed_psfs=self.psfs(bands))
         blend.metadata["model_data"] = model
-        blend.metadata["next_source_id"] = self.catalog.next_id()
+        next_id = self.next_source_id()
+        if next_id is not None:
+            blend.metadata["next_source_id"] = next_id
         return blend, parent
+
+    def next_source_id(self) -> int | None:
+        """The first id after the catalog's (None when its ids are not vermilion ids)."""
+        if "next_source_id" not in self._refs:
+            try:
+                self._refs["next_source_id"] = int(self.catalog.next_id())
+            except ValueError:
+                self._refs["next_source_id"] = None
+        return self._refs["next_source_id"]
 
 
 def load_blend(
@@ -538,13 +549,6 @@ def save_blend(
     butler = _open(butler_or_path, None, writeable=True)
     skymap = skymap or default_skymap(butler)
     data_id = {"skymap": skymap, "tract": int(tract), "patch": int(patch)}
-    butler.collections.register(run, CollectionType.RUN)
-    existing = butler.find_dataset(MODEL_DATASET, data_id, collections=run)
-    if existing is not None and not overwrite:
-        raise ValueError(
-            f"run {run!r} already holds {MODEL_DATASET} for tract {tract} patch {patch}: "
-            "save a refit into a new run (or pass overwrite=True to replace it)"
-        )
     base = base_model_data
     if base is not None and not isinstance(base, ModelData):
         base = base.read()  # a lazy reader
@@ -585,6 +589,13 @@ def save_blend(
     data.bands = tuple(obs.bands)
     model.blends[bid] = data
     model.validate()
+    butler.collections.register(run, CollectionType.RUN)
+    existing = butler.find_dataset(MODEL_DATASET, data_id, collections=run)
+    if existing is not None and not overwrite:
+        raise ValueError(
+            f"run {run!r} already holds {MODEL_DATASET} for tract {tract} patch {patch}: "
+            "save a refit into a new run (or pass overwrite=True to replace it)"
+        )
     with butler.transaction():
         if existing is not None:
             butler.pruneDatasets([existing], disassociate=True, unstore=True, purge=True)
