@@ -234,6 +234,8 @@ def _as_dtype(dtype) -> np.dtype:
 
 def _blend_data(model_data, blend_id) -> tuple[int, BlendData]:
     """The stored blend ``blend_id`` with the patch's bands and PSFs attached."""
+    if hasattr(blend_id, "getId"):  # a catalog record
+        blend_id = blend_id.getId()
     try:
         bid = int(blend_id)
     except (TypeError, ValueError):
@@ -472,7 +474,7 @@ def multiband_data_to_blend(
     model_data
         A `ModelData` or a reader from ``ModelData.open`` (only this blend is read).
     blend_id
-        The parent id.
+        The parent id (or the parent record).
     observed_psfs
         One PSF per band of the model, in the model's band order, or a mapping
         ``{band: psf}`` (arrays, or objects with ``computeKernelImage(position)``,

@@ -120,7 +120,7 @@ class BlendLoader:
         self.data_id = {"skymap": self.skymap, "tract": int(tract), "patch": int(patch)}
         self._catalog: SourceCatalog | None = None
         self._refs: dict[str, Any] = {}
-        self._model_meta: ModelData | None = None
+        self._next_id: int | None = None
 
     def _where(self) -> str:
         return (
@@ -249,12 +249,12 @@ class BlendLoader:
 
     def next_source_id(self) -> int | None:
         """The first id after the catalog's (None when its ids are not vermilion ids)."""
-        if "next_source_id" not in self._refs:
+        if self._next_id is None:
             try:
-                self._refs["next_source_id"] = int(self.catalog.next_id())
+                self._next_id = int(self.catalog.next_id())
             except ValueError:
-                self._refs["next_source_id"] = None
-        return self._refs["next_source_id"]
+                self._next_id = 0
+        return self._next_id or None
 
 
 def load_blend(
