@@ -18,14 +18,20 @@ from .config import CONFIG_KEY, DeblendConfig
 __all__ = [
     "CONFIG_KEY",
     "DEFAULT_DEBLEND_RUN",
+    "BlendLoader",
     "DeblendConfig",
     "DeblendSummary",
     "DeblendTask",
     "PatchResult",
     "add_deblend_arguments",
+    "add_source",
     "deblend_patch",
     "deblend_patches",
+    "load_blend",
     "main_deblend",
+    "restart_config",
+    "save_blend",
+    "warm_restart",
 ]
 
 _MODULE_OF = {
@@ -37,6 +43,12 @@ _MODULE_OF = {
     "deblend_patch": "patches",
     "deblend_patches": "patches",
     "main_deblend": "patches",
+    "BlendLoader": "restart",
+    "add_source": "restart",
+    "load_blend": "restart",
+    "restart_config": "restart",
+    "save_blend": "restart",
+    "warm_restart": "restart",
 }
 
 
