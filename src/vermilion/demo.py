@@ -213,7 +213,7 @@ def run_demo(
     report
         Also write the HTML report of the patch.
     """
-    from vermilion.display import AsinhMapping, show_scene, show_sources
+    from vermilion.display import default_norm, show_scene, show_sources
     from vermilion.pipeline import DeblendConfig, deblend_patches
     from vermilion.repo import create_repo, ingest_arrays, open_repo
     from vermilion.sim import simulate_patch
@@ -294,7 +294,9 @@ def run_demo(
     from vermilion.core import weight_sources
 
     weight_sources(blend)
-    norm = AsinhMapping(minimum=0, stretch=0.1, Q=10)
+    # The seed's AsinhMapping(minimum=0, stretch=0.1, Q=10) suits HSC counts; our images
+    # are in nJy, so let the display tune the stretch to the data and its noise.
+    norm = default_norm(blend)
     pictures = []
     fig = show_scene(
         blend,
