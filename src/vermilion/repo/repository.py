@@ -7,6 +7,7 @@ costs about two seconds.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -411,7 +412,33 @@ def get_exposures(
         A file cannot be read, or the box is not inside the exposure.
     """
     check_repo(butler)
-    refs = _find_band_refs(butler, dataset_type, bands, collections, data_id)
+    key = (dataset_type, tuple(bands), repr(collections), tuple(sorted(data_id.items())))
+    cache = _REF_CACHE.setdefault(butler, {})
+    cached = key in cache
+    refs = (
+        cache[key] if cached else _find_band_refs(butler, dataset_type, bands, collections, data_id)
+    )
+    try:
+        out = _get_by_band(butler, refs, dataset_type, bands, parameters, collections, data_id)
+    except Exception:
+        if not cached:
+            raise
+        # A cached reference went stale (the dataset was replaced): look up again.
+        cache.pop(key, None)
+        return get_exposures(butler, bands, dataset_type, parameters, collections, **data_id)
+    if refs:
+        if len(cache) > 256:
+            cache.clear()
+        cache[key] = refs
+    return out
+
+
+#: Resolved references per butler, so that reading many cutouts of one patch (one
+#: blend after another) pays the registry query once.
+_REF_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _get_by_band(butler, refs, dataset_type, bands, parameters, collections, data_id):
     out = []
     for band in bands:
         did = {**data_id, "band": band}
