@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Row, Table
+
+from vermilion.core.files import atomic_write_file
 
 from .footprint import PEAK_DTYPE, Footprint, HeavyFootprint, SpanSet, _as_peaks
 from .ids import MAX_SEQ, make_source_id, unpack_source_id
@@ -497,17 +498,7 @@ class SourceCatalog(Table):
             raise FileExistsError(f"{path} exists and overwrite is False")
         hdul = fits.HDUList([fits.PrimaryHDU(), *self._to_hdus()])
         hdul[0].header["VERMCAT"] = (SCHEMA_VERSION, "vermilion SourceCatalog schema")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                hdul.writeto(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_file(path, hdul.writeto)
 
     def _to_hdus(self) -> list:
         from astropy.io import fits

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from vermilion.core.files import atomic_write_file
 
 from ._fields import (
     NOWHERE,
@@ -637,29 +637,10 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, allow_nan=False, separators=(",", ":"))
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then replace ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_json(model: ModelData, path: str | os.PathLike) -> None:
     """Write the versioned Rubin JSON document, atomically."""
     text = _dumps(model_to_dict(model)).encode()
-    atomic_write(path, lambda f: f.write(text))
+    atomic_write_file(path, lambda f: f.write(text))
 
 
 def write_archive(model: ModelData, path: str | os.PathLike) -> None:
@@ -675,4 +656,4 @@ def write_archive(model: ModelData, path: str | os.PathLike) -> None:
             zf.writestr("metadata", _dumps(model_metadata_to_dict(model)))
             zf.writestr("version", _dumps(MODEL_MIGRATIONS.current))
 
-    atomic_write(path, write)
+    atomic_write_file(path, write)

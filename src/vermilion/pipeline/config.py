@@ -310,7 +310,7 @@ class DeblendConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the config as YAML (or TOML for a ``.toml`` path), atomically."""
-        import tempfile
+        from vermilion.core.files import atomic_write_file
 
         path = Path(path)
         if path.suffix.lower() == ".toml":
@@ -319,15 +319,7 @@ class DeblendConfig:
             import yaml
 
             text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_file(path, lambda f: f.write(text.encode()))
 
     def __str__(self) -> str:
         return "\n".join(f"{k} = {v!r}" for k, v in self.to_dict().items())

@@ -27,13 +27,13 @@ that FITS viewers show correct coordinates.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from vermilion.core.bbox import Box
+from vermilion.core.files import atomic_write
 
 from .errors import BBoxError, CorruptFileError, FormatVersionError
 
@@ -406,7 +406,8 @@ class Exposure:
     # --- files -----------------------------------------------------------------------------
     def write(self, path: str | os.PathLike) -> None:
         """Write the exposure as FITS (layout in the module docstring), atomically."""
-        _atomic_write(path, self._to_hdulist().writeto)
+        hdul = self._to_hdulist()
+        atomic_write(path, lambda tmp: hdul.writeto(tmp, overwrite=True))
 
     def _to_hdulist(self):
         from astropy.io import fits
@@ -701,21 +702,6 @@ def _wcs_from_header(header_str: str, file_box: Box):
         wcs = WCS(header, naxis=2)
     y0, x0 = file_box.origin
     return _shifted_wcs(wcs, x0, y0)
-
-
-def _atomic_write(path: str | os.PathLike, writer) -> None:
-    """Call ``writer(tmp_path)`` on a temporary file beside ``path``, then rename it."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(fd)
-    try:
-        writer(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class MultibandExposure:
