@@ -80,6 +80,7 @@ class SimConfig:
     border: int = 0
     noise: bool = True
     return_source_images: bool = False
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         def put(name, value):
@@ -322,6 +323,7 @@ def simulate_patch(
     border: int = 0,
     noise: bool = True,
     return_source_images: bool = False,
+    progress: bool | None = None,
 ) -> SimulatedPatch:
     """Simulate a multi-band LSST-like coadd patch with known truth.
 
@@ -358,6 +360,9 @@ def simulate_patch(
         False for a noiseless image (the variance plane is still the expected variance).
     return_source_images
         Also return each source's noiseless image (`SourceImage`).
+    progress
+        Show a progress bar while rendering (default: for more than 2000 sources,
+        when writing to a terminal).
 
     Returns
     -------
@@ -383,8 +388,15 @@ def simulate_patch(
         border=border,
         noise=noise,
         return_source_images=return_source_images,
+        progress=progress,
     )
     return simulate(config)
+
+
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -461,7 +473,13 @@ def simulate(config: SimConfig, catalog: np.ndarray | None = None) -> SimulatedP
     # Render every source into its own stamp, then add them in catalog order (deterministic).
     images = np.zeros((nb, h, w), dtype=np.float32)
     stamps: list[SourceImage] = []
-    for row in catalog:
+    from tqdm.auto import tqdm
+
+    if config.progress is None:
+        show = len(catalog) > 2000 and _stderr_is_terminal()
+    else:
+        show = bool(config.progress)
+    for row in tqdm(catalog, desc="simulate", unit="source", disable=not show):
         origin, stamp = draw_source(row, psf_field, band_idx)
         stamps.append(SourceImage(int(row["id"]), Box(stamp.shape[1:], origin), stamp))
     _add_stamps(images, stamps)
