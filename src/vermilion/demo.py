@@ -227,9 +227,7 @@ def run_demo(
 
     t0 = time.perf_counter()
     say(f"simulating a {size} x {size} px {bands} patch (seed {seed}) ...")
-    patch = simulate_patch(
-        (size, size), bands=bands, density=density, seed=seed, progress=progress or None
-    )
+    patch = simulate_patch((size, size), bands=bands, density=density, seed=seed, progress=progress)
     summary.n_truth = len(patch.truth)
     summary.timings["simulate"] = time.perf_counter() - t0
 
