@@ -11,7 +11,7 @@ from .bbox import Box
 from .blend import Blend
 from .component import Component, CubeComponent, FactorizedComponent
 from .observation import Observation
-from .operators import prox_monotonic
+from .operators import find_peak, prox_monotonic
 from .parameters import AdaproxParameter, FistaParameter, relative_step
 from .source import Source
 
@@ -88,6 +88,14 @@ class Chi2InitParameters:
         Image the morphologies are cut from, in S/N units (default:
         `deconvolved_detection_image`; pass ``detect`` to use the observed seeing);
         its value at a peak decides between a compact and an extended source.
+    peak_radius
+        A source starts at the brightest pixel of ``morph_detect`` within this many
+        pixels of its given peak (0: exactly at the given peak).
+    symmetric
+        Make the initial morphology symmetric about the peak. A source centred
+        between two pixels loses the light of its core on one side to this; turn it
+        off for such data (the default follows the design and measured best on the
+        HSC reference blend).
     min_snr
         Peaks below this detection S/N start as compact (model-PSF) sources.
     thresh
@@ -113,6 +121,8 @@ class Chi2InitParameters:
         padding: int = 2,
         bg_thresh: float = 0.25,
         morph_detect: np.ndarray | None = None,
+        peak_radius: int = 0,
+        symmetric: bool = True,
     ) -> None:
         if not getattr(observation, "has_data", True):
             raise ValueError("Cannot initialize sources on an observation without image data")
@@ -138,6 +148,8 @@ class Chi2InitParameters:
         self.bulge_fraction = bulge_fraction
         self.padding = padding
         self.bg_thresh = bg_thresh
+        self.peak_radius = peak_radius
+        self.symmetric = symmetric
 
 
 def _as_pixel(center) -> tuple[int, ...]:
@@ -205,7 +217,10 @@ def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Sourc
     obs = init.observation
     cy, cx = _check_center(center, obs.bbox)
     oy, ox = obs.bbox.origin
-    ly, lx = cy - oy, cx - ox
+    # Catalogue peaks can sit a pixel off the light's maximum; a morphology forced to be
+    # monotonic about the wrong pixel cannot fit the core, so start at the local maximum.
+    ly, lx = find_peak(init.morph_detect, (cy - oy, cx - ox), init.peak_radius)
+    cy, cx = ly + oy, lx + ox
     snr = float(init.morph_detect[ly, lx])
     if snr < init.min_snr or snr <= init.thresh:
         return init_compact_source((cy, cx), init)
@@ -213,8 +228,9 @@ def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Sourc
     morph = init.morph_detect.copy()
     ry, rx = min(ly, h - 1 - ly), min(lx, w - 1 - lx)
     window = (slice(ly - ry, ly + ry + 1), slice(lx - rx, lx + rx + 1))
-    region = morph[window]
-    np.minimum(region, region[::-1, ::-1], out=region)
+    if init.symmetric:
+        region = morph[window]
+        np.minimum(region, region[::-1, ::-1], out=region)
     morph = prox_monotonic(morph, (ly, lx))
     morph[morph < init.thresh] = 0
     local = Box.from_data(morph, 0)
