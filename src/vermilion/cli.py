@@ -13,6 +13,11 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 
+#: Where ingested coadds go and where `vermilion deblend` looks for them
+#: (vermilion.repo.DEFAULT_COADD_RUN; spelled here to keep `--help` free of the butler).
+_COADD_RUN = "vermilion/coadd"
+
+
 def _bands(text: str) -> list[str]:
     text = text.strip()
     return text.replace(",", " ").split() if ("," in text or " " in text) else list(text)
@@ -279,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--repo", required=True)
     r.add_argument("--tract", type=int, required=True)
     r.add_argument("--patch", type=int, required=True)
-    r.add_argument("--run", default="coadds", help="run to put them in (default: %(default)s)")
+    r.add_argument("--run", default=_COADD_RUN, help="run to put them in (default: %(default)s)")
     r.add_argument("files", nargs="+", metavar="BAND=FILE", help="e.g. g=coadd_g.fits")
     r.set_defaults(func=_cmd_ingest_coadd)
     r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
@@ -293,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--repo", required=True)
     r.add_argument("--tract", type=int, required=True)
     r.add_argument("--patch", type=int, required=True)
-    r.add_argument("--run", default="coadds", help="run to put it in (default: %(default)s)")
+    r.add_argument("--run", default=_COADD_RUN, help="run to put it in (default: %(default)s)")
     r.add_argument("--size", type=int, nargs=2, default=(1000, 1000), metavar=("H", "W"))
     r.add_argument("--bands", default="ugrizy")
     r.add_argument("--density", type=float, default=100.0)

@@ -127,3 +127,15 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 def test_build_parser_is_reusable():
     args = build_parser().parse_args(["simulate", "--out", "x.npz", "--size", "64", "64"])
     assert args.size == [64, 64] and args.func.__name__ == "_cmd_simulate"
+
+
+def test_ingest_default_run_is_where_deblend_reads():
+    from vermilion.repo import DEFAULT_COADD_RUN
+
+    for what in ("coadd", "sim"):
+        args = build_parser().parse_args(
+            ["ingest", what, "--repo", "r", "--tract", "0", "--patch", "0", "g=x.fits"][
+                : 8 if what == "sim" else 9
+            ]
+        )
+        assert args.run == DEFAULT_COADD_RUN

@@ -18,6 +18,7 @@ and a `DeblendSummary` at the end.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import time
@@ -549,7 +550,15 @@ def _run_distributed(
     futures = []
     try:
         futures = [
-            client.submit(deblend_patch, root, tract, p, key=_key(tract, p), pure=False, **kwargs)
+            # Bind our keywords first: Dask's submit takes `workers=` (and others) for itself.
+            client.submit(
+                functools.partial(deblend_patch, **kwargs),
+                root,
+                tract,
+                p,
+                key=_key(tract, p),
+                pure=False,
+            )
             for p in patch_ids
         ]
         for future in as_completed(futures):

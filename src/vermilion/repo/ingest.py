@@ -317,7 +317,8 @@ def ingest_model_data(
 
     from .formatters import ModelDataFormatter
 
-    src = os.fspath(path)
+    # Absolute: the butler would resolve a relative path against the repository root.
+    src = os.path.abspath(os.fspath(path))
     ext = os.path.splitext(src)[1].lower()
     if ext not in ModelDataFormatter.supported_extensions:
         raise ValueError(
