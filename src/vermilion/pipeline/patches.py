@@ -150,9 +150,9 @@ class DeblendSummary:
 def _repo_root(repo: Any) -> str:
     if isinstance(repo, str | os.PathLike):
         return os.fspath(repo)
-    from vermilion.repo.repository import _root_of
+    from vermilion.repo.repository import repo_root
 
-    return _root_of(repo)
+    return repo_root(repo)
 
 
 def _as_config(config: DeblendConfig | Mapping | str | os.PathLike | None) -> DeblendConfig:
@@ -237,7 +237,7 @@ def deblend_patch(
     """
     from vermilion.detect.detection import detect_sources
     from vermilion.repo import DEFAULT_COADD_RUN, MultibandExposure, open_repo
-    from vermilion.repo.repository import _default_skymap
+    from vermilion.repo.repository import default_skymap
 
     start = time.perf_counter()
     result = PatchResult(int(tract), int(patch), "failed")
@@ -251,7 +251,7 @@ def deblend_patch(
         butler = open_repo(
             root, writeable=True, collections=list(input_collections), run=output_run
         )
-        skymap = skymap or _default_skymap(butler)
+        skymap = skymap or default_skymap(butler)
         data_id = {"skymap": skymap, "tract": int(tract), "patch": int(patch)}
         from lsst.daf.butler import CollectionType
 

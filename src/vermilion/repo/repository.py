@@ -348,7 +348,6 @@ def repo_root(butler: Butler) -> str:
     return str(root)
 
 
-_root_of = repo_root  # older private name
 
 
 def repo_bands(butler: Butler) -> list[str]:
@@ -382,7 +381,6 @@ def default_skymap(butler: Butler) -> str:
     )
 
 
-_default_skymap = default_skymap  # older private name
 
 
 def _describe_data_id(data_id: Mapping[str, Any]) -> str:
