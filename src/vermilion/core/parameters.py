@@ -124,11 +124,16 @@ def parameter(x) -> Parameter:
 # ---- proximal ADAM (Melchior et al. 2019, arXiv:1910.10094) -------------------------
 
 
-def _adam(it, g, m, v, vhat, b1, b2, eps, p):
+def _update_moments(g, m, v, b1, b2) -> None:
+    """Exponential moving averages of the gradient and its square (in place)."""
     m *= b1
     m += (1 - b1) * g
     v *= b2
     v += (1 - b2) * g * g
+
+
+def _adam(it, g, m, v, vhat, b1, b2, eps, p):
+    _update_moments(g, m, v, b1, b2)
     t = it + 1
     phi = m / (1 - b1**t)
     psi = np.sqrt(v / (1 - b2**t)) + eps
@@ -136,10 +141,7 @@ def _adam(it, g, m, v, vhat, b1, b2, eps, p):
 
 
 def _nadam(it, g, m, v, vhat, b1, b2, eps, p):
-    m *= b1
-    m += (1 - b1) * g
-    v *= b2
-    v += (1 - b2) * g * g
+    _update_moments(g, m, v, b1, b2)
     t = it + 1
     phi = (b1 * m + (1 - b1) * g) / (1 - b1**t)
     psi = np.sqrt(v / (1 - b2**t)) + eps
@@ -147,30 +149,21 @@ def _nadam(it, g, m, v, vhat, b1, b2, eps, p):
 
 
 def _amsgrad(it, g, m, v, vhat, b1, b2, eps, p):
-    m *= b1
-    m += (1 - b1) * g
-    v *= b2
-    v += (1 - b2) * g * g
+    _update_moments(g, m, v, b1, b2)
     np.maximum(vhat, v, out=vhat)
     psi = np.sqrt(np.maximum(vhat, eps) if eps > 0 else vhat)
     return m, psi
 
 
 def _padam(it, g, m, v, vhat, b1, b2, eps, p):
-    m *= b1
-    m += (1 - b1) * g
-    v *= b2
-    v += (1 - b2) * g * g
+    _update_moments(g, m, v, b1, b2)
     np.maximum(vhat, v, out=vhat)
     psi = np.maximum(vhat, eps) ** p
     return m, psi
 
 
 def _adamx(it, g, m, v, vhat, b1, b2, eps, p):
-    m *= b1
-    m += (1 - b1) * g
-    v *= b2
-    v += (1 - b2) * g * g
+    _update_moments(g, m, v, b1, b2)
     # With a constant b1 the AdamX correction factor (1 - b1_t)^2 / (1 - b1_(t-1))^2 is 1.
     if it == 0:
         vhat[...] = v
@@ -181,10 +174,7 @@ def _adamx(it, g, m, v, vhat, b1, b2, eps, p):
 
 
 def _radam(it, g, m, v, vhat, b1, b2, eps, p):
-    m *= b1
-    m += (1 - b1) * g
-    v *= b2
-    v += (1 - b2) * g * g
+    _update_moments(g, m, v, b1, b2)
     t = it + 1
     phi = m / (1 - b1**t)
     rho_inf = 2 / (1 - b2) - 1
