@@ -200,6 +200,13 @@ def _repo_location(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _ingest_target(p: argparse.ArgumentParser, run: str) -> None:
+    p.add_argument("--repo", required=True, help="data repository path")
+    p.add_argument("--tract", type=int, required=True, help="tract id")
+    p.add_argument("--patch", type=int, required=True, help="sequential patch id")
+    p.add_argument("--run", default=run, help="run to put the data in (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vermilion`` command."""
     parser = argparse.ArgumentParser(
@@ -281,24 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
     r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
-    r.add_argument("--repo", required=True)
-    r.add_argument("--tract", type=int, required=True)
-    r.add_argument("--patch", type=int, required=True)
-    r.add_argument("--run", default=_COADD_RUN, help="run to put them in (default: %(default)s)")
+    _ingest_target(r, _COADD_RUN)
     r.add_argument("files", nargs="+", metavar="BAND=FILE", help="e.g. g=coadd_g.fits")
     r.set_defaults(func=_cmd_ingest_coadd)
     r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
-    r.add_argument("--repo", required=True)
-    r.add_argument("--tract", type=int, required=True)
-    r.add_argument("--patch", type=int, required=True)
-    r.add_argument("--run", default="models", help="run to put it in (default: %(default)s)")
+    _ingest_target(r, "models")
     r.add_argument("file")
     r.set_defaults(func=_cmd_ingest_models)
     r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
-    r.add_argument("--repo", required=True)
-    r.add_argument("--tract", type=int, required=True)
-    r.add_argument("--patch", type=int, required=True)
-    r.add_argument("--run", default=_COADD_RUN, help="run to put it in (default: %(default)s)")
+    _ingest_target(r, _COADD_RUN)
     r.add_argument("--size", type=int, nargs=2, default=(1000, 1000), metavar=("H", "W"))
     r.add_argument("--bands", default="ugrizy")
     r.add_argument("--density", type=float, default=100.0)
