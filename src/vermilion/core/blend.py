@@ -85,12 +85,24 @@ class Blend:
 
     # -- models ------------------------------------------------------------------
 
-    def _model_array(self, components: Sequence[Component] | None = None) -> np.ndarray:
-        bbox = self.bbox
-        model = np.zeros((len(self.bands), *bbox.shape), dtype=np.float32)
-        for c in self.components if components is None else components:
-            s_blend, s_comp = overlapped_slices(bbox, c.bbox)
-            model[(slice(None), *s_blend)] += c.model_array()[(slice(None), *s_comp)]
+    def _placements(self, components: Sequence[Component]) -> list[tuple]:
+        """Per component: its band-axis slices into the blend and into itself, and
+        whether it lies wholly inside the blend (boxes change only when resized)."""
+        out = []
+        for c in components:
+            s_blend, s_comp = overlapped_slices(self.bbox, c.bbox)
+            inside = c.bbox.shape == tuple(s.stop - s.start for s in s_blend)
+            out.append((c, (slice(None), *s_blend), (slice(None), *s_comp), inside))
+        return out
+
+    def _model_array(
+        self, components: Sequence[Component] | None = None, placements: list | None = None
+    ) -> np.ndarray:
+        if placements is None:
+            placements = self._placements(self.components if components is None else components)
+        model = np.zeros((len(self.bands), *self.bbox.shape), dtype=np.float32)
+        for c, s_blend, s_comp, _inside in placements:
+            model[s_blend] += c.model_array()[s_comp]
         return model
 
     def get_model(self, convolve: bool = False, use_flux: bool = False) -> Image:
@@ -180,9 +192,9 @@ class Blend:
         bbox = self.bbox
         components = self.components
         self.converged = False
-        start = len(self.loss)
-        for _step in range(max_iter):
-            model = self._model_array(components)
+        placements = self._placements(components)
+        for step in range(max_iter):
+            model = self._model_array(placements=placements)
             rendered = obs.diff_kernel(model)
             residual = rendered - images
             weighted = weights * residual
@@ -191,20 +203,19 @@ class Blend:
             if not (np.isfinite(log_l) and np.isfinite(float(grad.sum()))):
                 self._raise_divergence(log_l, grad)
             self.loss.append(log_l)
-            for c in components:
-                s_blend, s_comp = overlapped_slices(bbox, c.bbox)
-                if c.bbox.shape == tuple(s.stop - s.start for s in s_blend):
-                    c.update(self.it, grad[(slice(None), *s_blend)])
+            for c, s_blend, s_comp, inside in placements:
+                if inside:
+                    c.update(self.it, grad[s_blend])
                 else:
                     g = np.zeros(c.shape, dtype=grad.dtype)
-                    g[(slice(None), *s_comp)] = grad[(slice(None), *s_blend)]
+                    g[s_comp] = grad[s_blend]
                     c.update(self.it, g)
             self.it += 1
             if resize and self.it % resize == 0:
-                for c in components:
-                    c.resize(bbox)
-            n = len(self.loss) - start
-            if n > min_iter and abs(self.loss[-1] - self.loss[-2]) < e_rel * abs(self.loss[-1]):
+                if any([c.resize(bbox) for c in components]):
+                    placements = self._placements(components)
+            change = abs(self.loss[-1] - self.loss[-2]) if len(self.loss) > 1 else np.inf
+            if step + 1 > min_iter and change < e_rel * abs(self.loss[-1]):
                 self.converged = True
                 break
         return self.it, self.loss[-1] if self.loss else self.log_likelihood
