@@ -403,11 +403,10 @@ def observation_from_exposure(
         valid &= inside[None]
     with np.errstate(divide="ignore", invalid="ignore"):
         weights = np.where(valid, 1 / variance if use_weights else 1, 0).astype(np.float32)
-    images = np.where(valid, images, 0)
-    variance = np.where(valid, variance, np.inf)
+    # Invalid pixels carry weight 0; placeholder values keep them out of every sum.
     return Observation(
-        images,
-        np.where(np.isfinite(variance), variance, 1).astype(np.float32),
+        np.where(valid, images, 0),
+        np.where(valid, variance, 1).astype(np.float32),
         weights=weights,
         psfs=mexposure.psfs,
         model_psf=model_psf,
