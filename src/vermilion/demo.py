@@ -36,6 +36,7 @@ class DemoSummary:
     failures: int = 0
     deblend_seconds: float = 0.0
     total_seconds: float = 0.0
+    deblend_status: str = ""
     shown_blend: int | None = None
     shown_children: int = 0
     pictures: list[Path] = field(default_factory=list)
@@ -107,12 +108,15 @@ def accuracy_against_truth(catalog, truth, bands, max_sep: float = 2.0) -> dict[
     detectable = snr > 10
     found = np.zeros(len(truth), bool)
     found[ti] = True
+
+    def median(parts: list[np.ndarray]) -> float:
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        return float(np.median(values)) if values.size else np.nan
+
     return {
         "matched": float(len(ti)),
-        "median_abs_flux_error": float(np.median(np.concatenate(errors))) if errors else np.nan,
-        "median_abs_flux_error_snr20": float(np.median(np.concatenate(errors20)))
-        if errors20 and np.concatenate(errors20).size
-        else np.nan,
+        "median_abs_flux_error": median(errors),
+        "median_abs_flux_error_snr20": median(errors20),
         "completeness_snr10": float(found[detectable].mean()) if detectable.any() else np.nan,
     }
 
@@ -278,6 +282,7 @@ def run_demo(
     summary.sources = len(children)
     summary.failures = int(np.sum(np.asarray(parents["deblend_failed"])))
     run_result = result.results[0]
+    summary.deblend_status = run_result.status
     summary.deblend_seconds = run_result.deblend_seconds or result.seconds
     summary.accuracy = accuracy_against_truth(catalog, patch.truth, patch.bands)
 
