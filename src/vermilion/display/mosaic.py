@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .plot import (
+    _chosen_sources,
+    _component_spectra,
     _extent,
     _has_data,
     _observed,
     _on_box,
     _peak_xy,
-    _render_source,
     _resolve_sources,
     _source_model,
+    _source_on_blend,
     _spectrum_of,
     default_norm,
 )
@@ -296,12 +298,7 @@ def sources_mosaic(
     observation = blend.observation
     if norm is None:
         norm = default_norm(blend, channel_map)
-    chosen = _resolve_sources(blend, sources)
-    n_total = len(chosen)
-    if max_sources is not None:
-        chosen = chosen[:max_sources]
-    if not chosen:
-        raise ValueError("No (non-null) source to show")
+    chosen, n_total = _chosen_sources(blend, sources, max_sources)
     box = observation.bbox
     has_data = _has_data(observation)
     obs_rgb = img_to_rgb(_observed(observation), channel_map, norm) if has_data else None
@@ -313,10 +310,7 @@ def sources_mosaic(
         sbox = getattr(model, "bbox", None) or src.bbox
         xy = _peak_xy(src)
         markers = [xy] if xy is not None else []
-        if use_flux:
-            data = _on_box(model, box)
-        else:
-            data = _render_source(blend, model)
+        data = _source_on_blend(blend, model, use_flux)
         row = [
             ImagePanel(
                 img_to_rgb(model, channel_map, norm), sbox, f"{kind} {idx}", markers=markers
@@ -331,10 +325,7 @@ def sources_mosaic(
         ]
         if has_data:
             row.append(ImagePanel(obs_rgb, box, "Observation", markers=markers, rects=[sbox]))
-        comps = []
-        components = list(getattr(src, "components", []) or [])
-        if not use_flux and len(components) > 1:
-            comps = [_spectrum_of(c.get_model()) for c in components]
+        comps = [cs for _, cs in _component_spectra(src, use_flux)]
         row.append(SpectrumPanel(_spectrum_of(model), bands, "Spectrum", comps))
         rows.append(row)
     if title is None and n_total > len(chosen):

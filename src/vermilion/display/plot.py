@@ -164,6 +164,12 @@ def _style_axes(ax, axes: bool) -> None:
         ax.tick_params(labelsize=7, length=2)
 
 
+def _grid_shape(n_panels: int, linear: bool) -> tuple[int, int]:
+    """``(nrows, ncols)`` of the scene panels: one row, or two rows."""
+    ncols = n_panels if linear else int(np.ceil(n_panels / 2))
+    return (1 if linear else int(np.ceil(n_panels / ncols))), ncols
+
+
 def _place_grid(container, nrows: int, ncols: int, titles: bool, axes: bool):
     """A grid of axes with fixed margins (no tight_layout: it would cost a full draw)."""
     left = 0.06 if axes else 0.01
@@ -292,9 +298,7 @@ def _draw_scene(
     )
     if not panels:
         raise ValueError("Nothing to show: every show_* option is False")
-    n = len(panels)
-    ncols = n if linear else int(np.ceil(n / 2))
-    nrows = 1 if linear else int(np.ceil(n / ncols))
+    nrows, ncols = _grid_shape(len(panels), linear)
     gs = _place_grid(container, nrows, ncols, True, axes)
     sources = _resolve_sources(blend, None) if (label_sources or show_boxes) else []
     out_axes = []
@@ -407,8 +411,7 @@ def show_scene(
 def _scene_figsize(blend, n_panels: int, linear: bool, axes: bool, panel: float = 3.5):
     h, w = blend.observation.bbox.shape[-2:]
     aspect = h / max(w, 1)
-    ncols = n_panels if linear else int(np.ceil(n_panels / 2))
-    nrows = 1 if linear else int(np.ceil(n_panels / ncols))
+    nrows, ncols = _grid_shape(n_panels, linear)
     pad = 0.6 if axes else 0.35
     return (panel * ncols + 0.3, (panel * aspect + pad) * nrows)
 
@@ -438,6 +441,48 @@ def _render_source(blend, model) -> np.ndarray:
     return np.asarray(_as_array(observation.convolve(full)))
 
 
+def _source_on_blend(blend, model, use_flux: bool) -> np.ndarray:
+    """A source alone on the blend box: its re-apportioned flux as is, or its model rendered."""
+    if use_flux:
+        return _on_box(model, blend.observation.bbox)
+    return _render_source(blend, model)
+
+
+def _chosen_sources(blend, sources, max_sources: int | None) -> tuple[list[tuple[int, Any]], int]:
+    """The non-null sources to show (at most ``max_sources``) and how many there are in all."""
+    chosen = _resolve_sources(blend, sources)
+    n_total = len(chosen)
+    if max_sources is not None:
+        chosen = chosen[:max_sources]
+    if not chosen:
+        raise ValueError("No (non-null) source to show")
+    return chosen, n_total
+
+
+def _source_columns(show_model, show_rendered, show_observed, show_spectrum) -> list[str]:
+    flags = {
+        "model": show_model,
+        "rendered": show_rendered,
+        "observed": show_observed,
+        "spectrum": show_spectrum,
+    }
+    return [c for c, on in flags.items() if on]
+
+
+def _component_spectra(src, use_flux: bool) -> list[tuple[int, np.ndarray]]:
+    """``[(index, spectrum)]`` of the components of a source with several (none for its flux)."""
+    components = list(getattr(src, "components", []) or [])
+    if use_flux or len(components) < 2:
+        return []
+    out = []
+    for c, comp in enumerate(components):
+        try:
+            out.append((c, _spectrum_of(comp.get_model())))
+        except (AttributeError, TypeError, ValueError):
+            continue
+    return out
+
+
 def _spectrum_of(model) -> np.ndarray:
     data = np.asarray(_as_array(model), dtype=np.float64)
     if data.ndim == 2:
@@ -462,22 +507,8 @@ def _draw_sources(
     observation = blend.observation
     if show_observed:
         _require_data(observation, "observation")
-    chosen = _resolve_sources(blend, sources)
-    n_total = len(chosen)
-    if max_sources is not None:
-        chosen = chosen[:max_sources]
-    if not chosen:
-        raise ValueError("No (non-null) source to show")
-    columns = [
-        c
-        for c, on in (
-            ("model", show_model),
-            ("rendered", show_rendered),
-            ("observed", show_observed),
-            ("spectrum", show_spectrum),
-        )
-        if on
-    ]
+    chosen, n_total = _chosen_sources(blend, sources, max_sources)
+    columns = _source_columns(show_model, show_rendered, show_observed, show_spectrum)
     if not columns:
         raise ValueError("Nothing to show: every show_* option is False")
     if norm is None:
@@ -513,12 +544,7 @@ def _draw_sources(
                 view = box
             else:
                 if what == "rendered":
-                    data = (
-                        _on_box(model, observation.bbox)
-                        if use_flux
-                        else _render_source(blend, model)
-                    )
-                    rgb = img_to_rgb(data, channel_map, norm)
+                    rgb = img_to_rgb(_source_on_blend(blend, model, use_flux), channel_map, norm)
                     ax.set_title(
                         f"{kind} Source {idx}" + ("" if use_flux else " Rendered"), fontsize=8
                     )
@@ -545,14 +571,10 @@ def _draw_spectrum(ax, src, model, bands, use_flux: bool) -> None:
     spectrum = _spectrum_of(model)
     x = np.arange(len(spectrum))
     ax.plot(x, spectrum, "o-", color="k", ms=3, lw=1, label="total")
-    components = list(getattr(src, "components", []) or [])
-    if not use_flux and len(components) > 1:
-        for c, comp in enumerate(components):
-            try:
-                cs = _spectrum_of(comp.get_model())
-            except (AttributeError, TypeError, ValueError):
-                continue
-            ax.plot(x, cs, "--", lw=0.8, label=f"comp {c}")
+    components = _component_spectra(src, use_flux)
+    for c, cs in components:
+        ax.plot(x, cs, "--", lw=0.8, label=f"comp {c}")
+    if components:
         ax.legend(fontsize=6, frameon=False)
     ax.set_xticks(x)
     ax.set_xticklabels(bands if len(bands) == len(spectrum) else [str(i) for i in x], fontsize=7)
@@ -611,12 +633,10 @@ def show_sources(
     -------
     fig : `matplotlib.figure.Figure`
     """
-    n_rows = len(_resolve_sources(blend, sources))
-    if max_sources is not None:
-        n_rows = min(n_rows, max_sources)
-    n_cols = sum(map(bool, (show_model, show_rendered, show_observed, show_spectrum)))
     if figsize is None:
-        figsize = (2.6 * max(n_cols, 1) + 0.3, 2.5 * max(n_rows, 1))
+        n_rows = len(_chosen_sources(blend, sources, max_sources)[0])
+        n_cols = len(_source_columns(show_model, show_rendered, show_observed, show_spectrum))
+        figsize = (2.6 * max(n_cols, 1) + 0.3, 2.5 * n_rows)
     fig = _new_figure(figsize, pyplot)
     _draw_sources(
         fig,
