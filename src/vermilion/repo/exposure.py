@@ -355,7 +355,7 @@ class Exposure:
         """The part of the exposure inside ``bbox`` (parent coordinates), copied."""
         box = as_box(bbox)
         _check_inside(box, self.bbox, "exposure")
-        local = box.shifted_by(tuple(-o for o in self.bbox.origin)).slices
+        local = box.slices_in(self.bbox)
         out = Exposure(
             self.image[local].copy(),
             self.mask[local].copy(),
@@ -623,7 +623,7 @@ def _read_open(cls, hdul, path: str, box: Box | None, component: str | None) -> 
         return box
     if component == "wcs":
         return _wcs_from_header(hdr.tostring(), full) if "CTYPE1" in hdr else None
-    local = box.shifted_by(tuple(-o for o in full.origin)).slices
+    local = box.slices_in(full)
 
     def pixels(name: str, dtype) -> np.ndarray:
         data = hdul[name].data
@@ -936,7 +936,7 @@ class MultibandExposure:
         else:
             new_box = as_box(box)
             _check_inside(new_box, self.bbox, "multi-band exposure")
-            local = new_box.shifted_by(tuple(-o for o in self.bbox.origin)).slices
+            local = new_box.slices_in(self.bbox)
         if isinstance(bands_sel, str):
             i = idx[0]
             return Exposure(
