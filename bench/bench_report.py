@@ -1,6 +1,6 @@
 """Benchmark: the HTML report of a 1000-blend, 6-band patch (prints its figures).
 
-Run: ``.venv/bin/python tests/display/bench_report.py [n_blends] [workers]``.
+Run: ``.venv/bin/python bench/bench_report.py [n_blends] [workers]``.
 Blends have 1 to 12 children (geometric, mean about 2.5) on boxes of 30 to 150 px,
 like the parents of a deep coadd patch. Only `write_report` is timed.
 """

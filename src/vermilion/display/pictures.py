@@ -26,7 +26,7 @@ from .plot import (
 )
 from .rgb import Mapping, img_to_rgb, residual_norm
 
-__all__ = ["atomic_write", "blend_thumbnail", "render_blend_pictures", "save_figure", "save_rgb"]
+__all__ = ["blend_thumbnail", "render_blend_pictures", "save_figure", "save_rgb"]
 
 
 def save_figure(

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from vermilion.core.files import atomic_write
+
 __all__ = ["normalize_flags", "render_report_entry", "write_report"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -301,8 +303,6 @@ def _id_key(row: dict):
 
 
 def _write_pages(rows: list[dict], out_dir: Path, title: str) -> Path:
-    from .pictures import atomic_write
-
     rows = sorted(rows, key=_id_key)
     for rank, row in enumerate(rows):
         row["rank"] = rank
@@ -311,15 +311,15 @@ def _write_pages(rows: list[dict], out_dir: Path, title: str) -> Path:
         prev_row = rows[i - 1] if i > 0 else None
         next_row = rows[i + 1] if i + 1 < len(rows) else None
         page = _blend_page(row, prev_row, next_row, title)
-        _write_text(out_dir / "blends" / f"{row['stem']}.html", page, atomic_write)
+        _write_text(out_dir / "blends" / f"{row['stem']}.html", page)
     index = out_dir / "index.html"
-    _write_text(index, _index_page(rows, all_flags, title), atomic_write)
+    _write_text(index, _index_page(rows, all_flags, title))
     summary = json.dumps({"title": title, "blends": rows}, indent=1)
-    _write_text(out_dir / "report.json", summary, atomic_write)
+    _write_text(out_dir / "report.json", summary)
     return index
 
 
-def _write_text(path: Path, text: str, atomic_write) -> None:
+def _write_text(path: Path, text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
