@@ -13,10 +13,12 @@ import numpy as np
 
 from ._fields import Where, as_id
 from .data import (
+    _MASK_PLANES,
     BlendData,
     CubeComponentData,
     FactorizedComponentData,
     SourceData,
+    _kernel,
     argmax_peak,
 )
 from .errors import ModelDataError
@@ -193,18 +195,6 @@ def _band_selection(stored: tuple[str, ...] | None, wanted: tuple[str, ...]) -> 
     return [stored.index(b) for b in wanted]
 
 
-def _kernel(psf: Any, position: tuple[float, float] | None) -> np.ndarray:
-    """A PSF image: an array as is, or ``psf.computeKernelImage(position)``."""
-    if hasattr(psf, "computeKernelImage"):
-        k = psf.computeKernelImage(position)
-        return np.asarray(getattr(k, "array", k), dtype=np.float32)
-    return np.asarray(psf, dtype=np.float32)
-
-
-#: The mask planes shared by vermilion's exposures and simulations (repo.MASK_PLANES).
-_DEFAULT_MASK_PLANES = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
-
-
 def _stored_config(model_data) -> dict:
     """The deblender configuration recorded with the models (empty when absent)."""
     metadata = getattr(model_data, "metadata", None) or {}
@@ -215,7 +205,7 @@ def _stored_config(model_data) -> dict:
 def _mask_bits(mexposure, names) -> int:
     if isinstance(names, str):
         names = [names]
-    planes = getattr(mexposure, "mask_planes", None) or _DEFAULT_MASK_PLANES
+    planes = getattr(mexposure, "mask_planes", None) or _MASK_PLANES
     bits = 0
     for name in names:
         bits |= int(planes.get(name, 0))
@@ -402,8 +392,6 @@ def _cutout(mexposure, data: BlendData, bands: tuple[str, ...], blend_id: int) -
     centre = data.psf_center if data.psf_center is not None else bbox.center
     try:
         psfs = _exposure_psfs(mexposure, centre)
-    except ModelDataError:
-        raise
     except Exception as e:
         raise ModelDataError(
             f"the exposure's PSF cannot be evaluated at {centre}: {e}",

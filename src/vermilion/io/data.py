@@ -878,6 +878,15 @@ class ModelData:
 #: The mask planes shared by vermilion's exposures and simulations (repo.MASK_PLANES).
 _MASK_PLANES = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
 
+
+def _kernel(psf: Any, position: tuple[float, float] | None) -> np.ndarray:
+    """A PSF image: an array as is, or ``psf.computeKernelImage(position)``."""
+    if hasattr(psf, "computeKernelImage"):
+        k = psf.computeKernelImage(position)
+        return np.asarray(getattr(k, "array", k), dtype=np.float32)
+    return np.asarray(psf, dtype=np.float32)
+
+
 _FLUX_COLUMNS = {
     "deblend_scarletFlux": "flux of the child's model in band {}",
     "deblend_reapportionedFlux": "flux of the child's re-apportioned observed image in band {}",
@@ -1035,8 +1044,7 @@ class _PsfCache:
                 )
             return ("stored", id(data.psf)), np.asarray(data.psf[self.b])
         centre = data.psf_center if data.psf_center is not None else data.bbox.center
-        k = self.psf_model.computeKernelImage(tuple(centre))
-        k = np.asarray(getattr(k, "array", k), dtype=np.float32)
+        k = _kernel(self.psf_model, tuple(centre))
         return ("at", k.shape, k.tobytes()), k
 
     def observation(self, data: BlendData, blend_id: int, image, inside, bad_bits: int):

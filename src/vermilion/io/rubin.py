@@ -306,12 +306,8 @@ def encode_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     array_keys = []
     for key, value in meta.items():
         if isinstance(value, np.ndarray):
-            if value.dtype == bool:
-                out[key] = value.ravel().tolist()
-                out[f"{key}_dtype"] = "bool"
-            else:
-                out[key] = value.ravel().tolist()
-                out[f"{key}_dtype"] = str(value.dtype)
+            out[key] = value.ravel().tolist()
+            out[f"{key}_dtype"] = str(value.dtype)  # "bool" for masks
             out[f"{key}_shape"] = list(value.shape)
             array_keys.append(key)
         elif isinstance(value, tuple):
@@ -493,10 +489,7 @@ def parse_model_header(d: Any) -> tuple[ModelData, dict, dict]:
     d = as_dict(d, NOWHERE, "model")
     if "version" not in d and "blends" not in d:
         raise ModelDataError("not a model-data document (no 'blends' and no 'version')")
-    try:
-        d = MODEL_MIGRATIONS.migrate(d, d.get("version", PRE_SCHEMA))
-    except ModelDataError:
-        raise
+    d = MODEL_MIGRATIONS.migrate(d, d.get("version", PRE_SCHEMA))
     mtype = d.get("model_type", "scarlet_model")
     if mtype not in MODEL_TYPES:
         raise ModelDataError(f"unknown model type {str(mtype)[:40]!r}", field="model_type")
