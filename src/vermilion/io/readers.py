@@ -313,7 +313,7 @@ class ArchiveReader(ModelDataReader):
     source_format = "rubin-archive"
 
     def __init__(self, path: str) -> None:
-        from .rubin import parse_model_header
+        from .rubin import ARCHIVE_META_MEMBERS, parse_model_header
 
         try:
             self._zip = zipfile.ZipFile(path, "r")
@@ -323,7 +323,7 @@ class ArchiveReader(ModelDataReader):
             names = self._zip.namelist()
             self._members: dict[int, str] = {}
             for name in names:
-                if name in ("metadata", "version", "psf", "psf_shape"):
+                if name in ARCHIVE_META_MEMBERS:
                     continue
                 self._members[as_id(name, NOWHERE, "archive member")] = name
             doc: dict[str, Any] = {"blends": {}}
@@ -371,11 +371,9 @@ class ArchiveReader(ModelDataReader):
         for ident in self._members:
             if ident not in self._kinds:
                 try:
-                    self._cache[ident] = self._member(ident)
+                    self._member(ident)  # only its kind is kept: memory stays bounded
                 except (*DECODE_ERRORS, OSError):
                     self._kinds[ident] = "blend"  # reported when the blend is read
-                # keep memory bounded: only the kind is needed here
-                self._cache.pop(ident, None)
 
     def blend_ids(self) -> list[int]:
         self._classify_all()
