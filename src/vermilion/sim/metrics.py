@@ -193,6 +193,11 @@ def blendedness(source_images: Sequence, shape: tuple[int, int] | None = None) -
         if b.overlaps(frame):
             a, c = frame.overlapped_slices(b)
             total[(slice(None), *a)] += s.image[(slice(None), *c)]
+    return _blendedness_against(source_images, boxes, total, frame)
+
+
+def _blendedness_against(source_images, boxes, total: np.ndarray, frame: Box) -> np.ndarray:
+    """Blendedness of each source against ``total``, the scene ``(bands, H, W)`` on ``frame``."""
     out = np.zeros(len(source_images))
     for k, (s, b) in enumerate(zip(source_images, boxes)):
         if not b.overlaps(frame):

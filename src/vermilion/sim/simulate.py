@@ -568,22 +568,18 @@ def _draw_catalog(config: SimConfig, mag_range: tuple[float, float]) -> np.ndarr
 def _snr_and_blendedness(
     images: np.ndarray, stamps: list[SourceImage], noise_rms: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    n, nb = len(stamps), images.shape[0]
-    snr2 = np.zeros((n, nb))
-    blend = np.zeros(n)
+    from .metrics import _blendedness_against
+
+    snr2 = np.zeros((len(stamps), images.shape[0]))
     full = Box(images.shape[-2:])
     inv_var = (1.0 / noise_rms**2)[:, None, None]
     for k, s in enumerate(stamps):
-        if not s.box.overlaps(full):
-            continue
-        a, b = full.overlapped_slices(s.box)
-        mine = s.image[(slice(None), *b)].astype(np.float64)
-        everyone = images[(slice(None), *a)]
-        snr2[k] = np.sum(mine**2 * inv_var, axis=(1, 2))
-        self_ = np.sum(mine**2)
-        cross = np.sum(mine * everyone)
-        blend[k] = 1 - self_ / cross if cross > 0 else 0.0
-    return np.sqrt(snr2), np.clip(blend, 0.0, 1.0)
+        if s.box.overlaps(full):
+            _, b = full.overlapped_slices(s.box)
+            mine = s.image[(slice(None), *b)].astype(np.float64)
+            snr2[k] = np.sum(mine**2 * inv_var, axis=(1, 2))
+    boxes = [s.box for s in stamps]
+    return np.sqrt(snr2), _blendedness_against(stamps, boxes, images, full)
 
 
 def _truth_array(catalog, bands, band_idx, snr_b, blendedness, in_no_data) -> np.ndarray:
