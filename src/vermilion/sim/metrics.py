@@ -265,10 +265,6 @@ class Evaluation:
         return out
 
     # -- summaries ----------------------------------------------------------------------------
-    def per_band(self, name: str) -> np.ndarray:
-        """``(M, B)`` array of a per-band quantity (``flux_err_flux``, ``residual``...)."""
-        return getattr(self, name)
-
     def selection(self, snr_min: float = 20.0, min_nn_fwhm: float = 2.0) -> np.ndarray:
         """``(M, B)`` mask of (source, band) pairs with per-band S/N above ``snr_min`` whose
         nearest true neighbour lies more than ``min_nn_fwhm`` PSF FWHM (of that band) away."""

@@ -13,7 +13,7 @@ subtracted; the variance is in nJy^2.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -713,7 +713,8 @@ def simulate_blend(
         if pos.shape != (n, 2) or not np.all(np.isfinite(pos)):
             raise ValueError(f"positions must be finite with shape ({n}, 2), got {pos.shape}")
     else:
-        fwhm_px = band_parameters("i")[0].psf_fwhm / band_parameters("i")[0].pixel_scale
+        i_band = band_parameters("i")[0]
+        fwhm_px = i_band.psf_fwhm / i_band.pixel_scale
         if separations is None:
             seps = rng.uniform(1.0, 3.0, max(n - 1, 0)) * fwhm_px
         else:
@@ -739,8 +740,3 @@ def _vector(name: str, value, n: int) -> np.ndarray:
     if arr.size != n:
         raise ValueError(f"{name} must have {n} entries, got {arr.size}")
     return arr
-
-
-def config_dict(config: SimConfig) -> dict:
-    """The config as a plain dict (e.g. for provenance in benchmark output)."""
-    return asdict(config)
