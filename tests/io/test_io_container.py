@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from vermilion.core.files import _umask
 from vermilion.io import (
     BlendData,
     ContainerReader,
@@ -143,6 +144,16 @@ def test_writer_is_atomic_on_error(tmp_path, small_model):
         raise RuntimeError("worker died")
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["patch.vmd"]
+
+
+def test_container_file_like_the_other_formats(tmp_path, small_model):
+    """Same permissions as the JSON written through core.files, parent folders created."""
+    json_path, path = tmp_path / "m.json", tmp_path / "new" / "sub" / "m.vmd"
+    small_model.write(json_path)
+    small_model.write(path)
+    assert os.stat(path).st_mode == os.stat(json_path).st_mode
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask()
+    assert ModelData.read(path) == small_model
 
 
 def test_writer_rejects_duplicates_and_closed_use(tmp_path, small_model):

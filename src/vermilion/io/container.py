@@ -17,7 +17,8 @@ footer read, a binary search of the on-disk index (a few 8-byte reads), one reco
 read and its checksum; nothing else of the patch is touched.
 
 Files are written by `ModelDataWriter` into a temporary file beside the target and
-moved into place with ``os.replace`` when complete.
+moved into place with ``os.replace`` when complete (streaming, so not through
+`vermilion.core.files.atomic_write`, whose permissions and parent creation it matches).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import zlib
 from typing import Any
 
 import numpy as np
+
+from vermilion.core.files import _umask
 
 from ._fields import (
     INT64_MAX,
@@ -482,6 +485,7 @@ class ModelDataWriter:
         self.path = os.fspath(path)
         self.model = metadata.metadata_only()
         directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)  # as core.files.atomic_write does
         fd, self._tmp = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(self.path)}.", suffix=".tmp"
         )
@@ -618,6 +622,8 @@ class ModelDataWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+            # the usual permissions (as core.files.atomic_write gives), not mkstemp's 0600
+            os.chmod(self._tmp, 0o666 & ~_umask())
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
