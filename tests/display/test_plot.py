@@ -306,9 +306,23 @@ def test_hsc_scene_looks_like_the_data(hsc_blend):
 def test_hsc_seed_channel_map_hides_first_band(hsc_blend):
     channel_map = np.zeros((3, 5))
     channel_map[:, 1:] = channels_to_rgb(4)
+    norm = AsinhMapping(0, 0.2, 10)
     fig = show_sources(
         hsc_blend, sources=hsc_blend.sources[:4], channel_map=channel_map,
-        norm=AsinhMapping(0, 0.2, 10), show_rendered=True, show_observed=True,
+        norm=norm, show_rendered=True, show_observed=True,
         show_spectrum=False, use_flux=True, pyplot=False,
     )  # fmt: skip
     assert len(fig.axes) == 12
+    # the observation panels are coloured with the given map, not the default one
+    pixels = saved_pixels(fig)
+    images = hsc_blend.observation.images
+    expected = img_to_rgb(images, channel_map, norm).astype(int)
+    default = img_to_rgb(images, None, norm).astype(int)
+    (y0, x0) = hsc_blend.bbox.origin
+    for row, source in enumerate(hsc_blend.sources[:4]):
+        y, x = source.peak
+        x += 2  # beside the peak marker
+        got = pixel_at(fig.axes[3 * row + 2], pixels, x, y)
+        assert np.abs(got - expected[y - y0, x - x0]).max() <= 2, (row, got)
+    y, x = hsc_blend.sources[1].peak
+    assert np.abs(expected[y - y0, x + 2 - x0] - default[y - y0, x + 2 - x0]).max() > 20
