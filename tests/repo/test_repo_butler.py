@@ -424,7 +424,9 @@ def test_repo_root_and_default_skymap(butler, filled):
 
     assert Path(repo_root(butler)) == Path(filled["path"])
     assert default_skymap(butler) == SKYMAP
-    assert open_repo(repo_root(butler)) is not None
+    reopened = open_repo(repo_root(butler))
+    assert Path(repo_root(reopened)) == Path(filled["path"])
+    assert default_skymap(reopened) == SKYMAP
 
 
 def test_corrupted_model_and_catalog_files_name_dataset_and_data_id(repo_path, tmp_path):

@@ -18,7 +18,14 @@ from vermilion.core.bbox import Box
 
 from .errors import BBoxError, DataIdError, RepoError
 from .exposure import MASK_PLANES, Exposure, ImagePsf
-from .repository import DEFAULT_COADD_RUN, check_repo, default_skymap, get_skymap, open_repo
+from .repository import (
+    DEFAULT_COADD_RUN,
+    check_repo,
+    default_skymap,
+    get_skymap,
+    open_repo,
+    repo_bands,
+)
 
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler, DatasetRef
@@ -45,8 +52,6 @@ def _patch_info(butler: Butler, skymap: str | None, tract: int, patch: Any) -> P
 
 
 def _check_bands(butler: Butler, bands: Sequence[str]) -> None:
-    from .repository import repo_bands
-
     known = repo_bands(butler)
     missing = [b for b in bands if b not in known]
     if missing:

@@ -348,8 +348,6 @@ def repo_root(butler: Butler) -> str:
     return str(root)
 
 
-
-
 def repo_bands(butler: Butler) -> list[str]:
     """Band names known to the repository."""
     return sorted(str(r.name) for r in butler.registry.queryDimensionRecords("band"))
@@ -379,8 +377,6 @@ def default_skymap(butler: Butler) -> str:
         if names
         else "The repository has no skymap; create it with vermilion.repo.create_repo"
     )
-
-
 
 
 def _describe_data_id(data_id: Mapping[str, Any]) -> str:
