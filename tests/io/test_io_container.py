@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from vermilion.core.files import _umask
+from vermilion.core.files import default_file_mode
 from vermilion.io import (
     BlendData,
     ContainerReader,
@@ -152,7 +152,7 @@ def test_container_file_like_the_other_formats(tmp_path, small_model):
     small_model.write(json_path)
     small_model.write(path)
     assert os.stat(path).st_mode == os.stat(json_path).st_mode
-    assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask()
+    assert os.stat(path).st_mode & 0o777 == default_file_mode()
     assert ModelData.read(path) == small_model
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from vermilion.core.files import _umask
+from vermilion.core.files import default_file_mode
 
 from ._fields import (
     INT64_MAX,
@@ -623,7 +623,7 @@ class ModelDataWriter:
             os.fsync(self._file.fileno())
             self._file.close()
             # the usual permissions (as core.files.atomic_write gives), not mkstemp's 0600
-            os.chmod(self._tmp, 0o666 & ~_umask())
+            os.chmod(self._tmp, default_file_mode())
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
