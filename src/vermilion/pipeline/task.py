@@ -270,35 +270,31 @@ def _plan(catalog: SourceCatalog, config: DeblendConfig, ebox: Box) -> _Plan:
                 f"footprint box {fp.bbox} leaves the exposure {ebox}",
             )
         elif config.maxNumberOfPeaks and n_peaks > config.maxNumberOfPeaks:
-            catalog["deblend_tooManyPeaks"][row] = True
-            _flag(
+            _skip_over_limit(
                 catalog,
                 row,
-                "deblend_skipped",
+                "deblend_tooManyPeaks",
                 f"{n_peaks} peaks > maxNumberOfPeaks {config.maxNumberOfPeaks}",
             )
         elif config.maxFootprintArea and area > config.maxFootprintArea:
-            catalog["deblend_parentTooBig"][row] = True
-            _flag(
+            _skip_over_limit(
                 catalog,
                 row,
-                "deblend_skipped",
+                "deblend_parentTooBig",
                 f"footprint area {area} > maxFootprintArea {config.maxFootprintArea}",
             )
         elif config.maxAreaTimesPeaks and area * n_peaks > config.maxAreaTimesPeaks:
-            catalog["deblend_parentTooBig"][row] = True
-            _flag(
+            _skip_over_limit(
                 catalog,
                 row,
-                "deblend_skipped",
+                "deblend_parentTooBig",
                 f"area x peaks {area * n_peaks} > maxAreaTimesPeaks {config.maxAreaTimesPeaks:g}",
             )
         elif config.maxFootprintSize and max(h, w) > config.maxFootprintSize:
-            catalog["deblend_parentTooBig"][row] = True
-            _flag(
+            _skip_over_limit(
                 catalog,
                 row,
-                "deblend_skipped",
+                "deblend_parentTooBig",
                 f"footprint box {h} x {w} > maxFootprintSize {config.maxFootprintSize}",
             )
         elif bool(catalog["deblend_masked"][row]):
@@ -318,6 +314,12 @@ def _plan(catalog: SourceCatalog, config: DeblendConfig, ebox: Box) -> _Plan:
 def _flag(catalog: SourceCatalog, row: int, flag: str, reason: str) -> None:
     catalog[flag][row] = True
     catalog["deblend_failReason"][row] = reason
+
+
+def _skip_over_limit(catalog: SourceCatalog, row: int, limit_flag: str, reason: str) -> None:
+    """Skip a parent over one of the config's limits: its limit flag and ``deblend_skipped``."""
+    catalog[limit_flag][row] = True
+    _flag(catalog, row, "deblend_skipped", reason)
 
 
 def _ensure_columns(catalog: SourceCatalog, bands: Sequence[str]) -> None:
