@@ -47,6 +47,9 @@ import numpy as np
 
 from vermilion.core import Box
 
+# one evaluation of the mask bits and the PSF at a blend, shared with the restart (io)
+from vermilion.io.convert import _exposure_psfs, _mask_bits
+
 from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker, run_chunk
 from .config import CONFIG_KEY, DeblendConfig
 
@@ -385,27 +388,6 @@ def _exposure_arrays(mexposure: Any):
     return images, variance, mask, bands, ebox
 
 
-def _mask_bits(mexposure: Any, names: Sequence[str]) -> int:
-    """Bits of the named planes (the exposure's, else vermilion's shared planes)."""
-    from vermilion.repo.exposure import MASK_PLANES
-
-    planes = getattr(mexposure, "mask_planes", None) or MASK_PLANES
-    bits = 0
-    for name in names:
-        bits |= int(planes.get(name, 0))
-    return bits
-
-
-def _psf_at(mexposure: Any, yx: tuple[float, float]) -> np.ndarray | None:
-    if hasattr(mexposure, "computePsfKernelImage"):
-        return np.asarray(mexposure.computePsfKernelImage(yx), np.float32)
-    if hasattr(mexposure, "psf_at"):
-        # vermilion.sim: coordinates relative to the patch's first pixel
-        oy, ox = mexposure.bbox.origin
-        return np.asarray(mexposure.psf_at(yx[0] - oy, yx[1] - ox), np.float32)
-    return None
-
-
 class _JobMaker:
     """Cuts one blend's job out of the patch, when it is about to be sent."""
 
@@ -437,12 +419,9 @@ class _JobMaker:
         bbox = fp.bbox
         cut = (slice(None), *bbox.slices_in(self.ebox))
         center = fp.centroid
-        psfs = _psf_at(self.mexposure, center)
-        if (
-            psfs is not None
-            and psfs.shape == self.patch_psfs.shape
-            and np.array_equal(psfs, self.patch_psfs)
-        ):
+        # evaluated as the restart does (vermilion.io rebuilds the blend at psf_center)
+        psfs = _exposure_psfs(self.mexposure, center)
+        if psfs.shape == self.patch_psfs.shape and np.array_equal(psfs, self.patch_psfs):
             psfs = None
         peaks = fp.peaks
         return BlendJob(
