@@ -94,3 +94,22 @@ def test_to_dict_round_trips():
     d = c.to_dict()
     assert d["maxIter"] == 9 and d["pseudoColumns"] == [] and isinstance(d["badMask"], list)
     assert DeblendConfig.from_dict(d) == c
+
+
+def test_coerce_takes_a_config_a_mapping_a_file_or_none(tmp_path):
+    c = DeblendConfig(maxIter=7)
+    assert DeblendConfig.coerce(c) is c
+    assert DeblendConfig.coerce(None) == DeblendConfig()
+    assert DeblendConfig.coerce({"maxIter": 7}) == c
+    c.save(tmp_path / "deblend.yaml")
+    assert DeblendConfig.coerce(tmp_path / "deblend.yaml") == c
+    with pytest.raises(ValueError, match="maxIterations"):
+        DeblendConfig.coerce({"maxIterations": 7})
+
+
+def test_parameterization_carries_the_proximal_settings():
+    from vermilion.core import init_adaprox_component
+
+    p = DeblendConfig(backgroundThresh=0.5, maxProxIter=3).parameterization()
+    assert p.func is init_adaprox_component
+    assert p.keywords == {"bg_thresh": 0.5, "max_prox_iter": 3}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ import numpy as np
 from vermilion.core import (
     Blend,
     Box,
-    init_adaprox_component,
     init_all_sources,
     integrated_gaussian,
     observation_from_exposure,
@@ -177,13 +175,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)
         blend = Blend(sources, obs, metadata={"parent_id": job.parent_id})
-        blend.parameterize(
-            partial(
-                init_adaprox_component,
-                bg_thresh=config.backgroundThresh,
-                max_prox_iter=config.maxProxIter,
-            )
-        )
+        blend.parameterize(config.parameterization())
         # a diverging fit is detected and raised by the engine: no warnings needed
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             iterations, log_l = blend.fit(

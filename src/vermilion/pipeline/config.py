@@ -219,7 +219,31 @@ class DeblendConfig:
         """The ``min_snr`` of the initialization (infinite for ``sourceModel="compact"``)."""
         return math.inf if self.sourceModel == "compact" else float(self.minSNR)
 
+    def parameterization(self) -> functools.partial:
+        """How the pipeline parameterizes components: proximal ADAM with this config.
+
+        For ``Blend.parameterize`` or `vermilion.core.parameterize_sources`.
+        """
+        from vermilion.core import init_adaprox_component
+
+        return functools.partial(
+            init_adaprox_component,
+            bg_thresh=self.backgroundThresh,
+            max_prox_iter=self.maxProxIter,
+        )
+
     # -- conversions --------------------------------------------------------------
+    @classmethod
+    def coerce(cls, config: DeblendConfig | Mapping | str | os.PathLike | None) -> DeblendConfig:
+        """A config given as itself, None (the defaults), a mapping of fields or a file."""
+        if config is None:
+            return cls()
+        if isinstance(config, DeblendConfig):
+            return config
+        if isinstance(config, Mapping):
+            return cls.from_dict(config)
+        return cls.from_file(config)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-compatible values (tuples as lists), in field order."""
         out = {}

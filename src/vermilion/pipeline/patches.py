@@ -155,16 +155,6 @@ def _repo_root(repo: Any) -> str:
     return repo_root(repo)
 
 
-def _as_config(config: DeblendConfig | Mapping | str | os.PathLike | None) -> DeblendConfig:
-    if config is None:
-        return DeblendConfig()
-    if isinstance(config, DeblendConfig):
-        return config
-    if isinstance(config, Mapping):
-        return DeblendConfig.from_dict(config)
-    return DeblendConfig.from_file(config)
-
-
 def _band_key(band: str) -> tuple[int, str]:
     return (_BAND_ORDER.index(band) if band in _BAND_ORDER else len(_BAND_ORDER), band)
 
@@ -242,7 +232,7 @@ def deblend_patch(
     start = time.perf_counter()
     result = PatchResult(int(tract), int(patch), "failed")
     try:
-        config = _as_config(config)
+        config = DeblendConfig.coerce(config)
         root = _repo_root(repo)
         if input_collections is None:
             input_collections = [DEFAULT_COADD_RUN]
@@ -419,7 +409,7 @@ def deblend_patches(
     patch_ids = [int(p) for p in patches]
     if len(set(patch_ids)) != len(patch_ids):
         raise ValueError(f"patches repeat: {patch_ids}")
-    config = _as_config(config)
+    config = DeblendConfig.coerce(config)
     root = _repo_root(repo)
     if not patch_ids:
         return DeblendSummary(seconds=time.perf_counter() - start)

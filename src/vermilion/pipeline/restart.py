@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -355,7 +354,7 @@ def add_source(
     """
     from vermilion.core import Chi2InitParameters, init_main_source
 
-    config = _as_config(config)
+    config = DeblendConfig.coerce(config)
     obs = blend.observation
     if not getattr(obs, "has_data", True):
         raise ValueError(
@@ -382,14 +381,6 @@ def add_source(
     source.metadata.update(dict(metadata or {}))
     blend.sources.append(source)
     return source
-
-
-def _as_config(config: DeblendConfig | Mapping | None) -> DeblendConfig:
-    if config is None:
-        return DeblendConfig()
-    if isinstance(config, DeblendConfig):
-        return config
-    return DeblendConfig.from_dict(dict(config))
 
 
 def warm_restart(
@@ -427,20 +418,15 @@ def warm_restart(
     vermilion.core.Blend
         A new blend on the same observation (metadata kept).
     """
-    from vermilion.core import Blend, init_adaprox_component, parameterize_sources, weight_sources
+    from vermilion.core import Blend, parameterize_sources, weight_sources
 
-    config = _as_config(config)
+    config = DeblendConfig.coerce(config)
     if not getattr(blend.observation, "has_data", True):
         raise ValueError(
             "cannot refit a render-only blend: rebuild it with the exposure "
             "(load_blend(..., with_exposure=True))"
         )
-    parameterization = partial(
-        init_adaprox_component,
-        bg_thresh=config.backgroundThresh,
-        max_prox_iter=config.maxProxIter,
-    )
-    sources = parameterize_sources(blend.sources, blend.observation, parameterization)
+    sources = parameterize_sources(blend.sources, blend.observation, config.parameterization())
     out = Blend(sources, blend.observation, metadata=blend.metadata)
     if resize is None:
         resize = config.resizeFrequency or None

@@ -74,7 +74,8 @@ class DeblendTask:
     Parameters
     ----------
     config
-        A `DeblendConfig`, a mapping of field values, or None for the defaults.
+        A `DeblendConfig`, a mapping of field values, a config file, or None for the
+        defaults.
     workers
         Processes to use: None for every core, 1 to run in this process.
     mp_context
@@ -92,16 +93,12 @@ class DeblendTask:
 
     def __init__(
         self,
-        config: DeblendConfig | dict | None = None,
+        config: DeblendConfig | dict | str | os.PathLike | None = None,
         workers: int | None = None,
         mp_context: str = "spawn",
         progress: bool = False,
     ) -> None:
-        if config is None:
-            config = DeblendConfig()
-        elif not isinstance(config, DeblendConfig):
-            config = DeblendConfig.from_dict(config)
-        self.config = config
+        self.config = DeblendConfig.coerce(config)
         if workers is not None and int(workers) < 1:
             raise ValueError(f"workers must be >= 1 or None (every core), got {workers}")
         self.workers = workers
