@@ -172,8 +172,9 @@ def run(args: argparse.Namespace) -> dict:
     _say(f"rebuilt on the {bbox} cutout: logL of the stored models {logl_stored:.1f}")
 
     # --- Displaying the blend and its sources
-    fig = show_scene(
-        blend,
+    # the seed's scene, drawn before and after the refit
+    draw_scene = partial(
+        show_scene,
         norm=norm,
         channel_map=channelMap,
         show_model=True,
@@ -184,6 +185,7 @@ def run(args: argparse.Namespace) -> dict:
         figsize=(10, 10),
         pyplot=False,
     )
+    fig = draw_scene(blend)
     pictures["scene"] = save_figure(fig, out / "scene.png")
     for name, use_flux in (("sources", False), ("sources_flux", True)):
         fig = show_sources(
@@ -226,18 +228,7 @@ def run(args: argparse.Namespace) -> dict:
         f"refitted {len(blend.sources)} sources in {blend.it} iterations: "
         f"logL {logl_stored:.1f} -> {logl_refit:.1f}"
     )
-    fig = show_scene(
-        blend,
-        norm=norm,
-        channel_map=channelMap,
-        show_model=True,
-        show_rendered=True,
-        show_observed=True,
-        show_residual=True,
-        linear=False,
-        figsize=(10, 10),
-        pyplot=False,
-    )
+    fig = draw_scene(blend)
     pictures["scene_refit"] = save_figure(fig, out / "scene_refit.png")
     saved = None
     if args.save_run:
