@@ -179,9 +179,9 @@ class SpanSet:
         if box is None:
             box = self.bbox
         h, w = box.shape
-        out = np.zeros((h, w + 1), dtype=np.int32)
         if self.is_empty or h == 0 or w == 0:
             return np.zeros((h, w), dtype=bool)
+        out = np.zeros((h, w + 1), dtype=np.int32)
         y = self.y.astype(np.int64) - box.origin[0]
         x0 = np.clip(self.x0.astype(np.int64) - box.origin[1], 0, w)
         x1 = np.clip(self.x1.astype(np.int64) - box.origin[1] + 1, 0, w)
