@@ -17,6 +17,7 @@ from .initialization import (
     init_main_source,
     parameterize_sources,
 )
+from .masks import MASK_PLANES, mask_bits
 from .measure import weight_sources
 from .observation import (
     Convolver,
@@ -38,6 +39,7 @@ from .psf import difference_kernels, integrated_gaussian
 from .source import Source
 
 __all__ = [
+    "MASK_PLANES",
     "AdaproxParameter",
     "Blend",
     "Box",
@@ -63,6 +65,7 @@ __all__ = [
     "init_fista_component",
     "init_main_source",
     "integrated_gaussian",
+    "mask_bits",
     "observation_from_exposure",
     "overlapped_slices",
     "parameter",

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vermilion.core.masks import MASK_PLANES, mask_bits
+
 from .footprint import Footprint, SpanSet, disk, make_peaks
 
 __all__ = [
@@ -57,36 +59,13 @@ __all__ = [
 ]
 
 #: Mask plane bits shared with `vermilion.sim`.
-DEFAULT_MASK_PLANES: dict[str, int] = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
+DEFAULT_MASK_PLANES = MASK_PLANES
 
 #: Default growth of the threshold footprint, in units of the PSF Gaussian sigma
 #: (the Rubin SourceDetectionTask's ``nSigmaToGrow``).
 N_SIGMA_TO_GROW = 2.4
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-
-
-def mask_bits(planes, mask_planes: Mapping[str, int] | None = None) -> int:
-    """Bit mask of ``planes``: an int (returned as is), a plane name or names.
-
-    Raises
-    ------
-    ValueError
-        If a plane name is not in ``mask_planes``.
-    """
-    if planes is None:
-        return 0
-    if isinstance(planes, (int, np.integer)):
-        return int(planes)
-    mask_planes = DEFAULT_MASK_PLANES if mask_planes is None else mask_planes
-    if isinstance(planes, str):
-        planes = [planes]
-    bits = 0
-    for name in planes:
-        if name not in mask_planes:
-            raise ValueError(f"unknown mask plane {name!r}; known: {sorted(mask_planes)}")
-        bits |= int(mask_planes[name])
-    return bits
 
 
 def _as_cube(name: str, array, dtype=np.float32) -> np.ndarray:

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from vermilion.core.masks import MASK_PLANES, mask_bits
+
 from ._fields import Where, as_id
 from .data import (
-    _MASK_PLANES,
     BlendData,
     CubeComponentData,
     FactorizedComponentData,
@@ -202,14 +203,9 @@ def _stored_config(model_data) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def _mask_bits(mexposure, names) -> int:
-    if isinstance(names, str):
-        names = [names]
-    planes = getattr(mexposure, "mask_planes", None) or _MASK_PLANES
-    bits = 0
-    for name in names:
-        bits |= int(planes.get(name, 0))
-    return bits
+def exposure_mask_bits(mexposure, names) -> int:
+    """Bits of the named mask planes of an exposure (planes it lacks are ignored)."""
+    return mask_bits(names, getattr(mexposure, "mask_planes", None) or MASK_PLANES, strict=False)
 
 
 def _as_dtype(dtype) -> np.dtype:
@@ -323,7 +319,7 @@ class _ExposureCutout:
         self.mask_planes = mask_planes
 
 
-def _exposure_psfs(mexposure, centre: tuple[float, float]) -> np.ndarray:
+def exposure_psfs(mexposure, centre: tuple[float, float]) -> np.ndarray:
     """The exposure's PSFs at ``centre``, evaluated as the pipeline does (`DeblendTask`)."""
     if hasattr(mexposure, "computePsfKernelImage"):
         return np.asarray(mexposure.computePsfKernelImage(centre), np.float32)
@@ -391,7 +387,7 @@ def _cutout(mexposure, data: BlendData, bands: tuple[str, ...], blend_id: int) -
 
     centre = data.psf_center if data.psf_center is not None else bbox.center
     try:
-        psfs = _exposure_psfs(mexposure, centre)
+        psfs = exposure_psfs(mexposure, centre)
     except Exception as e:
         raise ModelDataError(
             f"the exposure's PSF cannot be evaluated at {centre}: {e}",
@@ -517,7 +513,7 @@ def multiband_data_to_blend(
                 raise ModelDataError("the stored blend has no bands", field="bands")
             cut = _cutout(mexposure, data, bands, bid)
             if bad_mask is None:
-                bad_mask = _mask_bits(cut, config.get("badMask", ()))
+                bad_mask = exposure_mask_bits(cut, config.get("badMask", ()))
             try:
                 observation = observation_from_exposure(
                     cut,

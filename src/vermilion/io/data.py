@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vermilion.core.masks import MASK_PLANES
+
 from ._fields import NOWHERE, Where, as_bands, as_int_tuple, as_peak, user_array
 from .errors import ModelDataError
 
@@ -598,7 +600,7 @@ class ModelData:
         config = config if isinstance(config, dict) else {}
         bad_names = config.get("badMask", ())
         bad_names = [bad_names] if isinstance(bad_names, str) else list(bad_names)
-        planes = image.mask_planes if image is not None else dict(_MASK_PLANES)
+        planes = image.mask_planes if image is not None else dict(MASK_PLANES)
         bad_bits = 0
         for name in bad_names:
             bad_bits |= int(planes.get(name, 0))
@@ -875,9 +877,6 @@ class ModelData:
 
 # ---- helpers of ModelData.update_catalog_footprints ------------------------------------
 
-#: The mask planes shared by vermilion's exposures and simulations (repo.MASK_PLANES).
-_MASK_PLANES = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
-
 
 def _kernel(psf: Any, position: tuple[float, float] | None) -> np.ndarray:
     """A PSF image: an array as is, or ``psf.computeKernelImage(position)``."""
@@ -904,7 +903,7 @@ class _BandImage:
         self.variance = variance
         self.mask = mask
         self.origin = (int(origin[0]), int(origin[1]))
-        self.mask_planes = dict(mask_planes or _MASK_PLANES)
+        self.mask_planes = dict(mask_planes or MASK_PLANES)
 
     @classmethod
     def build(cls, image: Any, mask_image: Any, band: str) -> _BandImage | None:

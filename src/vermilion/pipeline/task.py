@@ -48,7 +48,7 @@ import numpy as np
 from vermilion.core import Box
 
 # one evaluation of the mask bits and the PSF at a blend, shared with the restart (io)
-from vermilion.io.convert import _exposure_psfs, _mask_bits
+from vermilion.io.convert import exposure_mask_bits, exposure_psfs
 
 from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker, run_chunk
 from .config import CONFIG_KEY, DeblendConfig
@@ -155,7 +155,7 @@ class DeblendTask:
                 f"mexposure.psfs must be (bands, ph, pw) with {len(bands)} bands, "
                 f"got shape {patch_psfs.shape}"
             )
-        bad_mask = _mask_bits(mexposure, config.badMask)
+        bad_mask = exposure_mask_bits(mexposure, config.badMask)
         settings = Settings.build(config, bands, patch_psfs)
         catalog = parents.copy()
         if not len(catalog) == 0 and "footprint" not in catalog.colnames:
@@ -417,7 +417,7 @@ class _JobMaker:
         cut = (slice(None), *bbox.slices_in(self.ebox))
         center = fp.centroid
         # evaluated as the restart does (vermilion.io rebuilds the blend at psf_center)
-        psfs = _exposure_psfs(self.mexposure, center)
+        psfs = exposure_psfs(self.mexposure, center)
         if psfs.shape == self.patch_psfs.shape and np.array_equal(psfs, self.patch_psfs):
             psfs = None
         peaks = fp.peaks

@@ -34,6 +34,7 @@ import numpy as np
 
 from vermilion.core.bbox import Box
 from vermilion.core.files import atomic_write
+from vermilion.core.masks import MASK_PLANES
 
 from .errors import BBoxError, CorruptFileError, FormatVersionError
 
@@ -49,7 +50,6 @@ __all__ = [
 EXPOSURE_FORMAT_VERSION = 1
 """Version of the exposure FITS layout written by `Exposure.write`."""
 
-MASK_PLANES: dict[str, int] = {"BAD": 1, "SAT": 2, "NO_DATA": 4, "EDGE": 8}
 """Mask plane bit values shared with `vermilion.sim` and `vermilion.detect`."""
 
 COMPONENTS = ("image", "mask", "variance", "psf", "wcs", "bbox")

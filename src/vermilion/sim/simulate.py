@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.bbox import Box
+from ..core.masks import MASK_PLANES
 from .catalog import band_fluxes, draw_magnitudes, draw_properties
 from .survey import FLUX_ZERO_POINT, LSST_BANDS, band_parameters, parse_bands, parse_depth
 
@@ -37,16 +38,8 @@ __all__ = [
 ]
 
 #: Mask bit planes of `SimulatedPatch.mask` (int32, one bit each).
-MASK_PLANES: dict[str, int] = {
-    # A bad pixel: its value is garbage (a hot pixel, +100 sigma); ignore it.
-    "BAD": 1,
-    # A single visit would saturate here (the value is still the true one plus noise).
-    "SAT": 2,
-    # No data: image 0, variance inf (weight 1/variance = 0).
-    "NO_DATA": 4,
-    # Within `EDGE_WIDTH` pixels of a NO_DATA region (data are valid).
-    "EDGE": 8,
-}
+# BAD: garbage value (+100 sigma); SAT: saturated in a visit (value still true plus noise);
+# NO_DATA: image 0, variance inf; EDGE: within `EDGE_WIDTH` pixels of NO_DATA (data valid).
 EDGE_WIDTH = 8
 #: Value of a BAD pixel, in units of the sky noise.
 BAD_PIXEL_SIGMA = 100.0
