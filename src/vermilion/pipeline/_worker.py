@@ -156,7 +156,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             use_weights=config.useWeights,
             convolution_mode=config.convolutionType,
         )
-        if not np.any(obs._weights > 0):
+        if not np.any(obs.weights.data > 0):
             raise BlendFailure("every pixel of the footprint is masked or has no valid variance")
         centers = [(int(y), int(x)) for y, x in job.peaks]
         cutoff = config.maxSpectrumCutoff
