@@ -367,17 +367,12 @@ def add_source(
     init = Chi2InitParameters(
         obs,
         None,
-        min_snr=config.minSNR,
+        min_snr=config.init_min_snr,  # infinite for "compact": a model-PSF source
         thresh=config.morphThresh,
-        max_components=1 if config.sourceModel == "single" else 2,
+        max_components=config.max_components,
         bg_thresh=config.backgroundThresh,
     )
-    if config.sourceModel == "compact":
-        from vermilion.core import init_compact_source
-
-        source = init_compact_source((cy, cx), init)
-    else:
-        source = init_main_source((cy, cx), init)
+    source = init_main_source((cy, cx), init)
     source.metadata.update(dict(metadata or {}))
     blend.sources.append(source)
     return source
