@@ -25,7 +25,10 @@ Steps of `detect_sources`:
    then the band peaks (culled the same way in their own maps) farther than
    ``band_peak_separation`` from every kept peak (sources of unusual colour);
    then `_asymmetry_peaks` (faint sources on the wing of a bright one that make
-   no local maximum at all). Regions with no data in any band because of
+   no local maximum at all), or with ``residual_peaks=True`` the maxima of the
+   light left by symmetric, monotonic templates of all the peaks
+   (`_symmetric_residual_peaks`; better in crowded simulated fields, but it
+   splits real, asymmetric galaxies). Regions with no data in any band because of
    saturation get one peak at their centre instead of a ring of peaks.
 
 The implementation uses `scipy.ndimage` (separable Gaussian filters, labelling,
@@ -647,6 +650,144 @@ def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1):
     ]
 
 
+def _profile_radius(box, total, cy, cx, level, width):
+    """Distance from (cy, cx) at which ``box - total`` first falls below ``level``
+    along 8 directions (the largest of them), plus ``width``."""
+    bh, bw = box.shape
+    best = 0
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1)):
+        n = min(
+            (bh - 1 - cy) if dy > 0 else cy if dy < 0 else bh,
+            (bw - 1 - cx) if dx > 0 else cx if dx < 0 else bw,
+        )
+        steps = np.arange(1, n + 1)
+        ys, xs = cy + dy * steps, cx + dx * steps
+        below = np.flatnonzero(box[ys, xs] - total[ys, xs] < level)
+        d = (below[0] + 1 if len(below) else n) * (1.4142 if dy and dx else 1.0)
+        best = max(best, d)
+    return math.ceil(best + width)
+
+
+def _symmetric_templates(box, valid, ky, kx, width, n_iter=2, monotonic=0.0, level=1.0):
+    """Sum of the symmetric, monotonic templates of the peaks ``(ky, kx)`` (box pixels).
+
+    Each peak ``k`` gets ``T_k(p) = max(0, min(J_k(p), J_k(2 c_k - p)))`` with ``J_k =
+    box - sum_{j != k} T_j`` (the light not claimed by the other peaks) and ``c_k``
+    the sub-pixel maximum of ``J_k`` at the peak, projected to be monotonic about the
+    peak (`vermilion.core.operators.prox_monotonic`, so that the mirror of a pixel
+    landing on another source claims nothing), within a window reaching where
+    ``J_k`` falls below ``level``; ``n_iter`` sweeps, brightest first. Pixels whose
+    mirror has no data keep ``J_k``. Returns ``(total, covered)``: the summed
+    templates and the pixels inside some peak's window.
+    """
+    from scipy import ndimage
+
+    from vermilion.core.operators import prox_monotonic
+
+    bh, bw = box.shape
+    order = np.argsort([-box[y, x] for y, x in zip(ky, kx)], kind="stable")
+    temps = [None] * len(ky)
+    total = np.zeros_like(box)
+    for _ in range(n_iter):
+        for k in order:
+            cy, cx = ky[k], kx[k]
+            if temps[k] is not None:
+                sl, t = temps[k]
+                total[sl] -= t
+            rad = _profile_radius(box, total, cy, cx, level, width)
+            sl = (
+                slice(max(cy - rad, 0), min(cy + rad + 1, bh)),
+                slice(max(cx - rad, 0), min(cx + rad + 1, bw)),
+            )
+            j = box[sl] - total[sl]
+            ly, lx = cy - sl[0].start, cx - sl[1].start
+            fy, fx = _subpixel_peak(j, ly, lx)
+            gy, gx = np.mgrid[0 : j.shape[0], 0 : j.shape[1]]
+            my, mx = 2 * fy - gy, 2 * fx - gx
+            ok = (my >= 0) & (my <= j.shape[0] - 1) & (mx >= 0) & (mx <= j.shape[1] - 1)
+            mirrored = ndimage.map_coordinates(
+                j,
+                [np.clip(my, 0, j.shape[0] - 1), np.clip(mx, 0, j.shape[1] - 1)],
+                order=1,
+                mode="nearest",
+            )
+            t = np.where(ok & valid[sl], np.minimum(j, mirrored), j)
+            t = np.clip(t, 0, None).astype(np.float32)
+            if monotonic is not None:
+                t = prox_monotonic(t, (ly, lx), monotonic)
+            temps[k] = (sl, t)
+            total[sl] += t
+    covered = np.zeros(box.shape, bool)
+    for sl, _t in temps:
+        covered[sl] = True
+    return total, covered
+
+
+def _symmetric_residual_peaks(
+    snr,
+    has_data,
+    sub,
+    slc,
+    ky,
+    kx,
+    floor,
+    sep2,
+    width,
+    rel=0.1,
+    maxratio=0.85,
+    verify=None,
+    verify_floor=0.0,
+):
+    """Local maxima of the footprint's S/N left once every known peak's template is removed.
+
+    ``snr - sum_k T_k`` (`_symmetric_templates`) inside the footprint ``sub`` (box
+    ``slc``), at least ``max(floor, rel * snr)`` and at most ``maxratio * snr``,
+    farther than ``sqrt(sep2)`` from every peak; with ``verify`` (a second S/N map,
+    e.g. the matched filter when ``snr`` is sharper) the residual of that map
+    within 1 pixel must reach ``verify_floor`` too. Returns ``[(y, x)]``.
+    """
+    y0, x0 = slc[0].start, slc[1].start
+    valid = has_data[slc]
+    inside = sub & valid
+    box = snr[slc].astype(np.float32)
+    bh, bw = box.shape
+    ly = [y - y0 for y in ky]
+    lx = [x - x0 for x in kx]
+    total, covered = _symmetric_templates(box, valid, ly, lx, width)
+    resid = box - total
+    good = inside & covered & (resid >= floor) & (resid >= rel * box) & (resid <= maxratio * box)
+    if not good.any():
+        return []
+    if verify is not None:
+        vbox = verify[slc].astype(np.float32)
+        vtotal, _ = _symmetric_templates(vbox, valid, ly, lx, width)
+        vres = np.pad(vbox - vtotal, 1, constant_values=-np.inf)
+        vmax = np.full(box.shape, -np.inf, np.float32)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                np.maximum(vmax, vres[1 + dy : 1 + dy + bh, 1 + dx : 1 + dx + bw], out=vmax)
+        good &= vmax >= verify_floor
+    grid = np.where(good, resid, -np.inf)
+    padded = np.pad(grid, 1, constant_values=-np.inf)
+    is_max = good.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                is_max &= grid >= padded[1 + dy : 1 + dy + bh, 1 + dx : 1 + dx + bw]
+    py, px = np.nonzero(is_max)
+    ky, kx = list(ky), list(kx)
+    added = []
+    for i in np.argsort(-grid[py, px], kind="stable"):
+        y, x = int(py[i] + y0), int(px[i] + x0)
+        d2 = (np.array(ky) - y) ** 2 + (np.array(kx) - x) ** 2
+        if d2.min() < sep2:
+            continue
+        ky.append(y)
+        kx.append(x)
+        added.append((y, x))
+    return added
+
+
 def _band_peaks(snr_b, w_b, thresh, peak_snr, min_separation, prominence, symmetry):
     """Peaks of one band's S/N map, culled within that band's own footprints."""
     from scipy import ndimage
@@ -694,6 +835,11 @@ def detect_sources(
     band_peak_separation: float | None = None,
     band_peak_snr: float | None = None,
     asymmetry_snr: float | None = 7.0,
+    residual_peaks: bool = False,
+    residual_snr: float = 5.5,
+    residual_sigma: float = 0.7,
+    residual_verify_snr: float = 5.0,
+    residual_separation: float | None = None,
     background="mesh",
     background_cell: int = 128,
     bad_mask_bits=("BAD", "SAT", "NO_DATA"),
@@ -756,6 +902,20 @@ def detect_sources(
         (S/N minus the S/N at the mirrored pixel) above this value become peaks too:
         faint sources on the wings of bright ones, which make no local maximum of
         their own. None turns this off.
+    residual_peaks
+        Instead of the asymmetry peaks, give every peak of a footprint whose brightest
+        peak has S/N of at least twice ``residual_snr`` a symmetric, monotonic template
+        (`_symmetric_templates`, each fitted to the light the others leave) and add the
+        local maxima of what is left, on an S/N map smoothed with ``residual_sigma``
+        times the PSF sigma (sharper than the matched filter, so close pairs stand
+        out), at least ``residual_snr`` there, a tenth to 85% of the S/N, with a
+        matched-filter residual of ``residual_verify_snr`` within 1 px, farther than
+        ``residual_separation`` (default ``max(min_separation, 2 psf sigma)``) from
+        every peak. On `vermilion.sim` scenes at 100 sources per arcmin^2 this finds
+        2.7 points more of the S/N > 10 sources (0.948 instead of 0.921) at 2.3 points
+        of purity (0.952 instead of 0.975); on real galaxies, which are not
+        point-symmetric, it splits them (the HSC COSMOS blend: 13 peaks for 7
+        catalogued sources), hence off by default.
     background
         ``"mesh"`` (per band), None, a number, an ``(H, W)`` or a
         ``(bands, H, W)`` array.
@@ -915,6 +1075,14 @@ def detect_sources(
     if n == 0:
         return finish([], empty_extra)
 
+    # a sharper S/N map for the residual peaks: close pairs stand out more than in the
+    # matched filter, whose own residual still vets them (``residual_verify_snr``)
+    rsnr = None
+    if residual_peaks:
+        rs = residual_sigma * smooth_sigma
+        rsnr = snr
+        if rs != smooth_sigma:
+            rsnr = _matched_filter(maps.coadd * weight, weight, rs, amplitude=False)[0]
     # coadd peak candidates: local maxima of the S/N among pixels with data
     cy, cx = _local_maxima(snr, has_data, peak_snr)
     in_fp = labels[cy, cx] > 0
@@ -964,6 +1132,9 @@ def detect_sources(
     by, bx, b_snr, b_lab = by[order], bx[order], b_snr[order], b_lab[order]
     b_starts = np.searchsorted(b_lab, np.arange(1, n + 2))
     band_sep2 = float(band_peak_separation) ** 2
+    if residual_separation is None:
+        residual_separation = max(min_separation, 2.0 * sigma)
+    resid_sep2 = float(residual_separation) ** 2
 
     edge_bits = mask_bits([p for p in ("EDGE", "NO_DATA") if p in planes], planes)
     limit_bits = {name: mask_bits(name, planes) for name in mask_limits}
@@ -1006,7 +1177,27 @@ def detect_sources(
         if not ky:
             continue
         sub = labels[slc] == lab
-        if asymmetry_snr is not None and len(ky) and max(k_snr) >= 2 * asymmetry_snr:
+        if rsnr is not None and max(k_snr) >= 2 * residual_snr:
+            for y, x in _symmetric_residual_peaks(
+                rsnr,
+                has_data,
+                sub,
+                slc,
+                ky,
+                kx,
+                residual_snr,
+                resid_sep2,
+                math.sqrt(2.0) * sigma,
+                verify=snr,
+                verify_floor=residual_verify_snr,
+            ):
+                if snr[y, x] < peak_snr:
+                    continue
+                ky.append(y)
+                kx.append(x)
+                k_snr.append(snr[y, x])
+                k_amp.append(amp[y, x])
+        elif asymmetry_snr is not None and len(ky) and max(k_snr) >= 2 * asymmetry_snr:
             j0 = int(np.argmax(k_snr))
             ref = [(ky[j0], kx[j0])]
             for y, x, _ in _asymmetry_peaks(snr, has_data, sub, slc, ref, asymmetry_snr):
