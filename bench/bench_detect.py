@@ -7,6 +7,9 @@ machine (2 cores).
     python bench/bench_detect.py --size 1000 1000     # a sixteenth of it
     python bench/bench_detect.py --sim --size 1024 1024   # a vermilion.sim patch instead
     python bench/bench_detect.py --compare            # also time sep / scikit-image if importable
+    python bench/bench_detect.py --sim --size 1024 1024 --densities 30 60 100 --seeds 1 2 3
+                                                      # completeness / purity per density
+    python bench/bench_detect.py --residual-peaks     # detect_sources(residual_peaks=True)
 
 The default scene is `vermilion.detect._synthetic.blob_scene` (Gaussian stars and
 bulge + disk galaxies, LSST-like PSFs, sky gradient, ~1 source per 1000 px^2), which
@@ -120,6 +123,49 @@ def compare_libraries(maps, truth, sel):
         print("  scikit-image: not installed")
 
 
+def score_densities(args) -> None:
+    """Completeness (S/N > 10) and purity per density, summed over ``args.seeds``."""
+    from vermilion.detect import detect_sources
+
+    h, w = args.size
+    print(
+        f"vermilion.sim {h} x {w} px, bands {args.bands}, seeds {args.seeds}, "
+        f"residual_peaks={args.residual_peaks}"
+    )
+    for density in args.densities:
+        found = total = true_peaks = n_peaks = 0
+        seconds = 0.0
+        for seed in args.seeds:
+            args.density, args.seed = density, seed
+            images, variance, mask, psfs, planes, truth = make_scene(args)
+            t = time.perf_counter()
+            cat = detect_sources(
+                images,
+                variance,
+                mask,
+                psfs=psfs,
+                bands=list(args.bands),
+                mask_planes=planes,
+                residual_peaks=args.residual_peaks,
+            )
+            seconds += time.perf_counter() - t
+            peaks = np.concatenate([fp.peaks for fp in cat["footprint"]])
+            py, px = peaks["y"].astype(float), peaks["x"].astype(float)
+            matched, used = match(py, px, truth["y"], truth["x"], truth["snr"])
+            inside = (truth["y"] >= 0) & (truth["y"] <= h - 1)
+            inside &= (truth["x"] >= 0) & (truth["x"] <= w - 1)
+            sel = inside & (truth["snr"] > 10)
+            found += int(matched[sel].sum())
+            total += int(sel.sum())
+            true_peaks += int(used.sum())
+            n_peaks += len(used)
+        print(
+            f"  density {density:g}/arcmin^2: completeness {found / total:.3f} ({found}/{total}),"
+            f" purity {true_peaks / n_peaks:.3f} ({true_peaks}/{n_peaks}),"
+            f" detect_sources {seconds:.1f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, nargs=2, default=(4000, 4000), metavar=("H", "W"))
@@ -129,7 +175,19 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=100.0, help="--sim: per arcmin^2")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compare", action="store_true", help="time sep and scikit-image")
+    parser.add_argument(
+        "--densities", type=float, nargs="+", help="--sim: score these densities, summed over seeds"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="with --densities")
+    parser.add_argument(
+        "--residual-peaks", action="store_true", help="detect_sources(residual_peaks=True)"
+    )
     args = parser.parse_args()
+    if args.densities:
+        if not args.sim:
+            parser.error("--densities needs --sim")
+        score_densities(args)
+        return
 
     t = time.perf_counter()
     images, variance, mask, psfs, planes, truth = make_scene(args)
@@ -151,6 +209,7 @@ def main() -> None:
         psfs=psfs,
         bands=list(args.bands),
         mask_planes=planes,
+        residual_peaks=args.residual_peaks,
         return_maps=True,
     )
     elapsed = time.perf_counter() - t
