@@ -258,6 +258,21 @@ class AdaproxParameter(Parameter):
         self.prox_e_rel = prox_e_rel
         self.first_step_damping = first_step_damping
 
+    def resize(self, old_box: Box, new_box: Box) -> None:
+        """Move onto ``new_box``; pixels new to the box get the second moments of the old box.
+
+        Zero moments would make a new pixel's first steps ``m / sqrt(v) ~ 3`` times the
+        step size, the same for every new pixel: a ring of flux that costs tens of
+        iterations to undo. With the box's largest second moment they start cautious.
+        """
+        fill = {k: float(self.helpers[k].max(initial=0)) for k in ("v", "vhat")}
+        super().resize(old_box, new_box)
+        fresh = np.ones(new_box.shape, dtype=bool)
+        s_new, _ = new_box.overlapped_slices(old_box)
+        fresh[s_new] = False
+        for key, value in fill.items():
+            self.helpers[key][fresh] = value
+
     def update(self, it: int, input_grad: np.ndarray, *args) -> None:
         g = self._gradient(input_grad, *args)
         h = self.helpers
