@@ -184,12 +184,13 @@ class TestFitBookkeeping:
             return blend.parameterize(partial(init_adaprox_component, bg_thresh=0.25))
 
         once = fresh()
-        it, log_l = once.fit(24, min_iter=100)
-        assert it == 24 and len(once.loss) == 24 and log_l == once.loss[-1]
+        it, log_l = once.fit(24, min_iter=100, keep_best=False)
+        assert it == 24 and len(once.loss) == 24
+        assert log_l == pytest.approx(once.log_likelihood, rel=1e-6)
         twice = fresh()
-        assert twice.fit(12, min_iter=100)[0] == 12
+        assert twice.fit(12, min_iter=100, keep_best=False)[0] == 12
         log_l_after_12 = twice.log_likelihood
-        assert twice.fit(12, min_iter=100)[0] == 24
+        assert twice.fit(12, min_iter=100, keep_best=False)[0] == 24
         assert twice.it == 24 and len(twice.loss) == 24
         # The first loss of the second call is the likelihood of the model left by the first.
         assert twice.loss[12] == pytest.approx(log_l_after_12, rel=1e-5)
@@ -199,6 +200,34 @@ class TestFitBookkeeping:
         )
         # The fit improved on the start and the last step is recorded.
         assert twice.loss[-1] > twice.loss[0]
+
+    def test_fit_returns_the_best_model_it_passed_through(self, hsc, hsc_centers):
+        obs = hsc_observation(hsc)
+
+        def fresh() -> Blend:
+            blend = Blend(init_all_sources(obs, hsc_centers), obs)
+            return blend.parameterize(init_adaprox_component)
+
+        # loss[n] is the likelihood of the model left by n steps: find an n where that
+        # model is worse than one passed through before (proximal ADAM is not monotonic).
+        reference = fresh()
+        reference.fit(30, min_iter=100, keep_best=False)
+        loss = np.array(reference.loss)
+        worse = [n for n in range(2, 30) if loss[n] < loss[:n].max()]
+        assert worse, "the test needs a non-monotonic fit"
+        n = worse[0]
+        blend = fresh()
+        it, log_l = blend.fit(n, min_iter=100)
+        assert it == n
+        np.testing.assert_allclose(blend.loss, loss[:n], rtol=1e-6)
+        assert log_l == pytest.approx(loss[:n].max(), rel=1e-5)
+        assert log_l == pytest.approx(blend.log_likelihood, rel=1e-5)
+        # Without keeping the best, the same fit ends on the worse model.
+        last = fresh()
+        assert last.fit(n, min_iter=100, keep_best=False)[1] == pytest.approx(loss[n], rel=1e-5)
+        # A warm restart from the restored model goes on improving.
+        blend.fit(20, min_iter=100)
+        assert blend.log_likelihood >= log_l
 
     def test_loss_history_records_the_model_before_each_step(self, hsc, hsc_centers):
         obs = hsc_observation(hsc)

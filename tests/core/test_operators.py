@@ -14,13 +14,16 @@ from vermilion.core.operators import _NBR, MonotonicityTables, find_peak
 _TABLES = MonotonicityTables(80)
 
 
-def reference_levels(morph: np.ndarray, peak: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel, the weighted mean of its 8-neighbours nearer the peak (float64).
+def reference_levels(
+    morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the reference level of its 8-neighbours nearer the peak (float64).
 
-    Uses the `MonotonicityTables` weights (cosine of the angle between the
-    directions to the peak and to the neighbour, closer neighbours only),
-    renormalised over the neighbours that lie inside the array. Returns the
-    levels and the summed weights (0 only at the peak).
+    The weighted mean with the `MonotonicityTables` weights (cosine of the angle
+    between the directions to the peak and to the neighbour, closer neighbours
+    only), renormalised over the neighbours that lie inside the array, moved a
+    fraction ``slack`` of the way to the brightest of them. Returns the levels and
+    the summed weights (0 only at the peak).
     """
     h, w = morph.shape
     py, px = peak
@@ -33,19 +36,22 @@ def reference_levels(morph: np.ndarray, peak: tuple[int, int]) -> tuple[np.ndarr
     inside[1:-1, 1:-1] = True
     level = np.zeros((h, w))
     total = np.zeros((h, w))
+    brightest = np.full((h, w), -np.inf)
     for j, (ny, nx) in enumerate(_NBR):
         sl = (slice(1 + ny, 1 + ny + h), slice(1 + nx, 1 + nx + w))
         wj = np.where(inside[sl], wts[..., j], 0)
         level += wj * padded[sl]
         total += wj
+        brightest = np.where(wj > 0, np.maximum(brightest, padded[sl]), brightest)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, level / total, np.inf), total
+        mean = np.where(total > 0, level / total, np.inf)
+        return np.where(total > 0, mean + slack * (brightest - mean), np.inf), total
 
 
-def assert_monotonic(morph: np.ndarray, peak: tuple[int, int]) -> None:
+def assert_monotonic(morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0) -> None:
     if morph.size == 1:
         return
-    level, total = reference_levels(morph, peak)
+    level, total = reference_levels(morph, peak, slack)
     off_peak = np.ones(morph.shape, dtype=bool)
     off_peak[peak] = False
     # Every pixel but the peak has a closer neighbour inside the box.
@@ -114,6 +120,54 @@ def test_projection_random(h, w, fy, fx, seed):
     assert np.all(out <= morph)
     # A projection: applying it again changes nothing.
     np.testing.assert_array_equal(prox_monotonic(out.copy(), peak), out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 30),
+    st.integers(1, 30),
+    st.floats(0, 1),
+    st.floats(0, 1),
+    st.floats(0, 1),
+    st.integers(0, 2**31),
+)
+def test_projection_with_slack(h, w, fy, fx, slack, seed):
+    peak = (min(int(fy * h), h - 1), min(int(fx * w), w - 1))
+    rng = np.random.default_rng(seed)
+    morph = rng.random((h, w)).astype(np.float32)
+    out = prox_monotonic(morph.copy(), peak, slack)
+    assert_monotonic(out, peak, slack)
+    assert np.all(out <= morph)
+    np.testing.assert_array_equal(prox_monotonic(out.copy(), peak, slack), out)
+    # A looser constraint keeps more: pixel by pixel at least what slack 0 keeps, ...
+    strict = prox_monotonic(morph.copy(), peak, 0.0)
+    assert np.all(out >= strict - 1e-6)
+    # ... and whatever the slack no pixel ends brighter than its brightest inner neighbour,
+    # so the peak stays the only maximum.
+    assert_monotonic(out, peak, 1.0)
+
+
+def test_slack_keeps_an_off_axis_ridge_that_weighted_monotonicity_cuts():
+    # A thin ridge at 30 degrees from the x axis: its pixels' brightest inner
+    # neighbour is on the ridge, but the weighted mean mixes in the dark sides.
+    h, w, peak = (21, 31, (10, 5))
+    y, x = np.indices((h, w))
+    ridge = np.exp(-(((y - 10) - 0.58 * (x - 5)) ** 2) / 0.5) * np.exp(-(x - 5) / 30.0)
+    ridge = np.where(x >= 5, ridge, 0).astype(np.float32)
+    ridge[peak] = 1
+    along = [(10 + round(0.58 * k), 5 + k) for k in range(0, 20, 3)]
+    strict = prox_monotonic(ridge.copy(), peak, 0.0)
+    loose = prox_monotonic(ridge.copy(), peak, 1.0)
+    far = along[-1]
+    assert loose[far] > 2 * strict[far]
+    assert np.sum(loose) > np.sum(strict)
+
+
+def test_slack_outside_unit_interval_raises():
+    with pytest.raises(ValueError, match="slack"):
+        prox_monotonic(np.ones((5, 5), dtype=np.float32), (2, 2), 1.5)
+    with pytest.raises(ValueError, match="slack"):
+        FactorizedComponent(("g",), np.ones(1), np.ones((3, 3)), Box((3, 3)), monotonic_slack=-0.1)
 
 
 def test_idempotent_on_real_shapes():
@@ -198,7 +252,7 @@ def test_component_prox_morph():
     assert out.max() == 1 and out[10, 10] == 1
     # Monotonic projection first, then the threshold 2 * min(1 / spectrum) = 0.05
     # (which may leave isolated steps), then normalisation to a maximum of 1.
-    expected = prox_monotonic(morph.copy(), (10, 10))
+    expected = prox_monotonic(morph.copy(), (10, 10), comp.monotonic_slack)
     expected[expected < 0.05] = 0
     expected /= expected.max()
     np.testing.assert_array_equal(out, expected)

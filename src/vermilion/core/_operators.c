@@ -10,21 +10,24 @@
 static const int NBR_Y[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
 static const int NBR_X[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
 
-/* monotonic_project(morph, h, w, py, px, order_dy, order_dx, weights, S)
+/* monotonic_project(morph, h, w, py, px, order_dy, order_dx, weights, S[, slack])
  *
  * morph: float32 (h, w), C-contiguous, modified in place.
  * order_dy/order_dx: int32 offsets from the peak sorted by distance (the
  *   first entry is the peak itself).
  * weights: float32 (2S+1, 2S+1, 8) weights of the 8 neighbours of every
  *   offset (0 for neighbours that are not closer to the peak).
- * Every pixel, visited from the peak outwards, is lowered to the weighted
- * mean of its already visited closer neighbours when brighter than it.
+ * Every pixel, visited from the peak outwards, is lowered to a reference
+ * value of its already visited closer neighbours when brighter than it: their
+ * weighted mean, moved the fraction slack (0 to 1, default 0) of the way to
+ * their maximum.
  */
 static PyObject *monotonic_project(PyObject *self, PyObject *args) {
     Py_buffer morph, ody, odx, wts;
     int h, w, py, px, S;
-    if (!PyArg_ParseTuple(args, "w*iiiiy*y*y*i", &morph, &h, &w, &py, &px, &ody, &odx, &wts,
-                          &S))
+    float slack = 0.0f;
+    if (!PyArg_ParseTuple(args, "w*iiiiy*y*y*i|f", &morph, &h, &w, &py, &px, &ody, &odx, &wts,
+                          &S, &slack))
         return NULL;
     PyObject *result = NULL;
     const Py_ssize_t G = 2 * (Py_ssize_t)S + 1;
@@ -64,18 +67,21 @@ static PyObject *monotonic_project(PyObject *self, PyObject *args) {
             const int y = py + ddy, x = px + ddx;
             if (y < 0 || y >= h || x < 0 || x >= w) continue;
             const float *wk = wt + ((ddy + S) * G + (ddx + S)) * 8;
-            float ref = 0.0f, wsum = 0.0f;
+            float ref, wsum = 0.0f, vmax = -1e30f, mean = 0.0f;
             for (int j = 0; j < 8; j++) {
                 if (wk[j] > 0.0f) {
                     const int ny = y + NBR_Y[j], nx = x + NBR_X[j];
                     if (ny >= 0 && ny < h && nx >= 0 && nx < w) {
-                        ref += wk[j] * m[ny * w + nx];
+                        const float v = m[ny * w + nx];
+                        if (v > vmax) vmax = v;
+                        mean += wk[j] * v;
                         wsum += wk[j];
                     }
                 }
             }
             if (wsum > 0.0f) {
-                ref /= wsum;
+                mean /= wsum;
+                ref = mean + slack * (vmax - mean);
                 if (m[y * w + x] > ref) m[y * w + x] = ref;
             }
         }

@@ -160,6 +160,7 @@ class Blend:
         e_rel: float = 1e-4,
         min_iter: int = 15,
         resize: int | None = 10,
+        keep_best: bool = True,
     ) -> tuple[int, float]:
         """Fit all components with their parameters' optimizers.
 
@@ -174,11 +175,17 @@ class Blend:
             ... but not before this many iterations of this call.
         resize
             Resize the component boxes every this many iterations (``None``: never).
+        keep_best
+            Return the model with the highest likelihood this call passed through
+            (proximal ADAM does not descend monotonically: near convergence the
+            likelihood wobbles by ~1%, and the last iterate is rarely the best one).
+            Optimizer moments are kept, so a later call continues from that model.
 
         Returns
         -------
         iterations, logL
-            Total iterations run on this blend and the last recorded log-likelihood.
+            Total iterations run on this blend and the log-likelihood of the model
+            the blend holds on return (``loss`` keeps every recorded value).
 
         Raises
         ------
@@ -193,6 +200,7 @@ class Blend:
         components = self.components
         self.converged = False
         placements = self._placements(components)
+        best_l, best_state = -np.inf, None
         for step in range(max_iter):
             model = self._model_array(placements=placements)
             rendered = obs.diff_kernel(model)
@@ -203,6 +211,8 @@ class Blend:
             if not (np.isfinite(log_l) and np.isfinite(float(grad.sum()))):
                 self._raise_divergence(log_l, grad)
             self.loss.append(log_l)
+            if keep_best and log_l > best_l:
+                best_l, best_state = log_l, [c.state() for c in components]
             for c, s_blend, s_comp, inside in placements:
                 if inside:
                     c.update(self.it, grad[s_blend])
@@ -218,7 +228,12 @@ class Blend:
             if step + 1 > min_iter and change < e_rel * abs(self.loss[-1]):
                 self.converged = True
                 break
-        return self.it, self.loss[-1] if self.loss else self.log_likelihood
+        log_l = self.log_likelihood
+        if best_state is not None and best_l > log_l:
+            for c, state in zip(components, best_state):
+                c.restore(state)
+            log_l = best_l
+        return self.it, log_l
 
     def _raise_divergence(self, log_l: float, grad: np.ndarray) -> None:
         # A non-finite model value spreads through the FFT to the whole blend's

@@ -8,7 +8,13 @@ import numpy as np
 
 from .bbox import Box
 from .image import Image
-from .operators import find_peak, prox_connected, prox_monotonic, prox_sparsity
+from .operators import (
+    DEFAULT_MONOTONIC_SLACK,
+    find_peak,
+    prox_connected,
+    prox_monotonic,
+    prox_sparsity,
+)
 from .parameters import Parameter, parameter
 
 __all__ = ["Component", "CubeComponent", "FactorizedComponent"]
@@ -44,6 +50,19 @@ class Component:
     def parameters(self) -> list[Parameter]:
         return []
 
+    def state(self) -> tuple:
+        """A copy of the values that define the model (box, peak, parameter values)."""
+        return (self.bbox, self.peak, [p.x.copy() for p in self.parameters])
+
+    def restore(self, state: tuple) -> None:
+        """Return to a `state` (parameter values; optimizer moments are kept, moved to its box)."""
+        bbox, peak, values = state
+        for p, x in zip(self.parameters, values):
+            if p.x.shape != x.shape:
+                p.resize(self.bbox, bbox)
+            p.x = x.copy()
+        self.bbox, self.peak = bbox, peak
+
 
 class FactorizedComponent(Component):
     """``spectrum[:, None, None] * morph[None]``: one number per band times a 2D morphology.
@@ -68,6 +87,9 @@ class FactorizedComponent(Component):
         Minimum of the spectrum and of the peak pixel.
     monotonic
         Project the morphology to be monotonic about its peak after each step.
+    monotonic_slack
+        How strict that projection is, from 0 (scarlet's weighted monotonicity) to
+        1 (no pixel brighter than its brightest closer neighbour); see `prox_monotonic`.
     fit_radius
         The peak may move this far (pixels) from its initial position to the local maximum.
     padding
@@ -87,6 +109,7 @@ class FactorizedComponent(Component):
         bg_thresh: float | None = 0.25,
         floor: float = 1e-20,
         monotonic: bool = True,
+        monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
         fit_radius: int = 1,
         padding: int = 5,
         connected: bool = False,
@@ -104,6 +127,9 @@ class FactorizedComponent(Component):
         self.bg_thresh = bg_thresh
         self.floor = floor
         self.monotonic = monotonic
+        if not 0.0 <= monotonic_slack <= 1.0:
+            raise ValueError(f"monotonic_slack {monotonic_slack} is outside [0, 1]")
+        self.monotonic_slack = float(monotonic_slack)
         self.fit_radius = fit_radius
         self.padding = padding
         self.connected = connected
@@ -148,7 +174,7 @@ class FactorizedComponent(Component):
             if 0 <= iy < h and 0 <= ix < w:
                 py, px = find_peak(morph, (iy, ix), self.fit_radius)
                 self.peak = (py + oy, px + ox)
-            morph = prox_monotonic(morph, self._local_peak())
+            morph = prox_monotonic(morph, self._local_peak(), self.monotonic_slack)
         if self.bg_rms is not None and self.bg_thresh is not None and np.any(self.bg_rms > 0):
             with np.errstate(divide="ignore"):
                 thresh = self.bg_thresh * np.min(self.bg_rms / self.spectrum)

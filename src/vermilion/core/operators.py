@@ -21,6 +21,11 @@ __all__ = [
     "prox_sparsity",
 ]
 
+# Measured on the HSC reference blend and simulated LSST blends (bench_engine,
+# bench_accuracy): 0.5 fits the HSC blend to logL -7906 where 0 stalls near -8340,
+# and keeps the re-apportioned fluxes of simulated blends as accurate as 0 does.
+DEFAULT_MONOTONIC_SLACK = 0.5
+
 _NBR = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
 
 
@@ -85,15 +90,22 @@ def find_peak(morph: np.ndarray, peak: tuple[int, int], radius: int) -> tuple[in
     return peak
 
 
-def prox_monotonic(morph: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
+def prox_monotonic(morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0) -> np.ndarray:
     """Project ``morph`` (2D, in place when float32 and contiguous) to be monotonic about ``peak``.
 
-    Every pixel, visited in order of distance from the peak, is lowered to the
-    weighted mean of its closer 8-neighbours when brighter than it. The result
-    satisfies the constraint everywhere, and the operator is idempotent.
+    Every pixel, visited in order of distance from the peak, is lowered to a
+    reference value of its closer 8-neighbours when brighter than it: their
+    weighted mean (weights: the cosine between the directions to the peak and to
+    the neighbour), moved a fraction ``slack`` of the way to their maximum.
+    ``slack=0`` is scarlet's weighted monotonicity; ``slack=1`` only asks every
+    pixel to be no brighter than its brightest closer neighbour (intensity falls
+    along some path from the peak). Either way the result has no maximum but the
+    peak, satisfies the constraint everywhere, and the operator is idempotent.
 
     Returns the projected array (the same object when it could work in place).
     """
+    if not 0.0 <= slack <= 1.0:
+        raise ValueError(f"monotonicity slack {slack} is outside [0, 1]")
     if morph.dtype != np.float32 or not morph.flags.c_contiguous:
         morph = np.ascontiguousarray(morph, dtype=np.float32)
     h, w = morph.shape
@@ -102,7 +114,16 @@ def prox_monotonic(morph: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"peak {peak} is outside the morphology of shape {morph.shape}")
     tables = get_monotonicity_tables(max(py, h - 1 - py, px, w - 1 - px))
     _operators.monotonic_project(
-        morph, h, w, py, px, tables.order_dy, tables.order_dx, tables.weights, tables.radius
+        morph,
+        h,
+        w,
+        py,
+        px,
+        tables.order_dy,
+        tables.order_dx,
+        tables.weights,
+        tables.radius,
+        float(slack),
     )
     return morph
 
