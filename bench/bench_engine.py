@@ -9,6 +9,7 @@ float32, padded to a fast size, 1 worker) is printed for reference.
 
     python bench/bench_engine.py
     python bench/bench_engine.py --profile sim250      # where the time goes (cProfile)
+    python bench/bench_engine.py --orientations        # HSC blend in its 8 grid orientations
 """
 
 from __future__ import annotations
@@ -298,6 +299,61 @@ def bench(cases: list[Case], n_runs: int) -> None:
         )
 
 
+def oriented(case: Case, k: int) -> Case:
+    """The same blend under one of the 8 symmetries of the pixel grid (k = 0: itself).
+
+    Bit 4 transposes, bit 1 flips y, bit 2 flips x; images, variance, PSFs and peaks
+    move together, so the likelihood problem is the same one and any spread of the
+    results measures how much they owe to chance in the optimizer's path.
+    """
+
+    def move(a: np.ndarray) -> np.ndarray:
+        if k & 4:
+            a = a.transpose(0, 2, 1)
+        if k & 1:
+            a = a[:, ::-1]
+        if k & 2:
+            a = a[:, :, ::-1]
+        return np.ascontiguousarray(a)
+
+    h, w = case.images.shape[1:]
+    centers = []
+    for y, x in case.centers:
+        if k & 4:
+            y, x = x, y
+        hh, ww = (w, h) if k & 4 else (h, w)
+        centers.append((hh - 1 - y if k & 1 else y, ww - 1 - x if k & 2 else x))
+    return Case(
+        f"{case.name} [{k}]",
+        move(case.images),
+        move(case.variance),
+        move(case.psfs),
+        case.bands,
+        centers,
+        case.e_rel,
+    )
+
+
+def orientations(case: Case, goal_it: int, goal_logl: float) -> None:
+    """Fit the blend in all 8 orientations; print iterations, logL and the goals met."""
+    results = []
+    for k in range(8):
+        one = oriented(case, k)
+        obs = Observation(one.images, one.variance, psfs=one.psfs, bands=one.bands)
+        blend = Blend(init_all_sources(obs, one.centers), obs)
+        blend.parameterize(partial(init_adaprox_component, bg_thresh=0.25, max_prox_iter=1))
+        it, log_l = blend.fit(300, e_rel=case.e_rel, min_iter=15, resize=10)
+        results.append((it, log_l, blend.converged))
+    met = sum(c and it <= goal_it and ll >= goal_logl for it, ll, c in results)
+    logls = [ll for _, ll, _ in results]
+    print(
+        f"{case.name}, 8 orientations: "
+        + " ".join(f"{it}/{ll:.0f}" for it, ll, _ in results)
+        + f"\n  logL median {np.median(logls):.0f}, worst {min(logls):.0f}; converged within"
+        f" {goal_it} it with logL >= {goal_logl:.0f}: {met} of 8"
+    )
+
+
 def profile(case: Case, top: int = 25) -> None:
     run_once(case)
     prof = cProfile.Profile()
@@ -313,6 +369,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", choices=["hsc", "hsc4", "sim250"], default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--orientations",
+        action="store_true",
+        help="also fit the HSC blend in its 8 grid orientations (how much is chance)",
+    )
     args = parser.parse_args()
     sim = simulate_blend(args.seed)
     if args.profile:
@@ -320,6 +381,10 @@ def main() -> None:
         profile(case)
         return
     bench([load_hsc(1e-2), load_hsc(1e-4), sim], args.runs)
+    if args.orientations:
+        print()
+        orientations(load_hsc(1e-2), 40, -9680)
+        orientations(load_hsc(1e-4), 300, -8000)
 
 
 if __name__ == "__main__":

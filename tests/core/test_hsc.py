@@ -32,8 +32,9 @@ def fit_1e2(hsc, hsc_centers) -> Blend:
 
 def test_reference_settings_e_rel_1e2(fit_1e2):
     blend = fit_1e2
-    # Measured: converged after 39 iterations with logL -9042 (the peer engine: 31
-    # iterations, -9680). The iteration margin is thin; the likelihood margin is not.
+    # Measured: converged after 28 iterations with logL -9092 (the peer engine: 31
+    # iterations, -9680). Where a 1e-2 fit stops is partly chance: over the blend's 8
+    # grid orientations 6 meet both goals (bench_engine.py --orientations).
     assert blend.converged
     assert blend.it <= 40
     assert blend.log_likelihood >= -9680
@@ -45,14 +46,14 @@ def test_reference_settings_e_rel_1e2(fit_1e2):
 
 def test_reference_settings_e_rel_1e4(hsc, hsc_centers):
     blend = reference_fit(hsc, hsc_centers, 1e-4)
-    # Measured: converged after 102 iterations with logL -8305 (the peer engine did
-    # not converge in 300 iterations and returned -8224). Issue 2 asks for
-    # logL >= -8000 at this setting: that target is OPEN (not met); assert what holds.
+    # Measured: converged after 94 iterations with logL -7906 (the peer engine did
+    # not converge in 300 iterations and returned -8224); over the 8 grid orientations
+    # the median is -7911 and 7 of 8 reach -8000.
     assert blend.converged
     assert blend.it <= 300
-    assert blend.log_likelihood >= -8400
+    assert blend.log_likelihood >= -8000
     chi2_per_pixel = -2 * blend.log_likelihood / blend.observation.images.data.size
-    assert chi2_per_pixel < 1.21
+    assert chi2_per_pixel < 1.15
 
 
 def test_every_source_is_fitted(fit_1e2, hsc_centers):

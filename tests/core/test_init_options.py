@@ -1,4 +1,4 @@
-"""Initialization options: symmetry about the peak and moving to the local maximum."""
+"""Initialization options: symmetry about the light's centre and moving to the local maximum."""
 
 from __future__ import annotations
 
@@ -7,29 +7,47 @@ import numpy as np
 from vermilion.core import Chi2InitParameters, Observation, init_main_source, integrated_gaussian
 
 
-def _off_centre_source():
+def _off_centre_source(neighbour: float = 0.0):
     yy, xx = np.mgrid[:41, :41]
-    # a bright source centred between pixels x=20 and x=21
+    # a bright source centred between pixels x=20 and x=21 (and optionally a neighbour)
     image = 200 * np.exp(-((yy - 20) ** 2 + (xx - 20.5) ** 2) / (2 * 2.0**2))
+    image += neighbour * np.exp(-((yy - 20) ** 2 + (xx - 25) ** 2) / (2 * 1.5**2))
     psf = integrated_gaussian(1.5, 21)
     images = np.stack([image, 0.8 * image]).astype(np.float32)
     obs = Observation(images, np.full_like(images, 0.01), psfs=np.stack([psf, psf]))
     return obs
 
 
-def test_symmetric_start_gives_up_the_core_on_one_side():
+def _at(c, y, x):
+    """The morphology at absolute (y, x); 0 outside the component's box."""
+    if not c.bbox.contains((y, x)):
+        return 0.0
+    return c.morph[y - c.bbox.origin[0], x - c.bbox.origin[1]]
+
+
+def test_symmetry_is_about_the_half_pixel_where_the_light_peaks():
     obs = _off_centre_source()
-    sym = init_main_source((20, 21), Chi2InitParameters(obs, max_components=1))
-    free = init_main_source((20, 21), Chi2InitParameters(obs, max_components=1, symmetric=False))
-    (c_sym,), (c_free,) = sym.components, free.components
+    init = Chi2InitParameters(obs, max_components=1, core_radius=0)
+    (c,) = init_main_source((20, 21), init).components
+    # The rotation is about (20, 20.5): (y, x) -> (40 - y, 41 - x). Made symmetric about
+    # the pixel x=21 instead, x=20 would be cut to the value of x=22.
+    assert np.isclose(_at(c, 20, 20), 1.0, atol=0.05) and np.isclose(_at(c, 20, 21), 1.0, atol=0.05)
+    assert _at(c, 20, 19) == _at(c, 20, 22)
+    assert _at(c, 17, 18) == _at(c, 23, 23)
+    assert _at(c, 20, 20) > 1.3 * _at(c, 20, 22)
 
-    def at(c, y, x):
-        return c.morph[y - c.bbox.origin[0], x - c.bbox.origin[1]]
 
-    # symmetric about x=21: x=20 is cut to the value of x=22, far below the data's
-    assert at(c_sym, 20, 20) == at(c_sym, 20, 22)
-    assert at(c_free, 20, 20) > at(c_sym, 20, 20) * 1.3
-    assert np.isclose(at(c_free, 20, 20), 1.0, atol=0.05)  # both core pixels are as bright
+def test_symmetric_start_drops_a_neighbour_and_keeps_the_core():
+    obs = _off_centre_source(neighbour=150.0)
+    (sym,) = init_main_source((20, 21), Chi2InitParameters(obs, max_components=1)).components
+    (free,) = init_main_source(
+        (20, 21), Chi2InitParameters(obs, max_components=1, symmetric=False)
+    ).components
+    # The neighbour's light is cut to the mirrored (faint) side's level ...
+    assert _at(sym, 20, 25) < 0.1 * _at(free, 20, 25)
+    # ... while the pixels within core_radius (1.5 px) of the centre keep their values.
+    for y, x in ((20, 20), (20, 21), (19, 20), (21, 21), (20, 19), (20, 22)):
+        assert _at(sym, y, x) == _at(free, y, x)
 
 
 def test_peak_radius_moves_the_start_to_the_local_maximum():

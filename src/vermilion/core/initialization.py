@@ -11,7 +11,7 @@ from .bbox import Box
 from .blend import Blend
 from .component import Component, CubeComponent, FactorizedComponent
 from .observation import Observation
-from .operators import find_peak, prox_monotonic
+from .operators import DEFAULT_MONOTONIC_SLACK, find_peak, prox_monotonic
 from .parameters import AdaproxParameter, FistaParameter, relative_step
 from .source import Source
 
@@ -92,10 +92,18 @@ class Chi2InitParameters:
         A source starts at the brightest pixel of ``morph_detect`` within this many
         pixels of its given peak (0: exactly at the given peak).
     symmetric
-        Make the initial morphology symmetric about the peak. A source centred
-        between two pixels loses the light of its core on one side to this; turn it
-        off for such data (the default follows the design and measured best on the
-        HSC reference blend).
+        Make the initial morphology symmetric (pixel-wise minimum with its 180-degree
+        rotation), which removes most of the neighbours' light from it. The centre of
+        the rotation is the peak pixel or, when the light peaks between two pixels,
+        the half pixel between them.
+    core_radius
+        Pixels within this distance of that centre keep their observed values: a
+        neighbour's light cannot reach that close without making its own peak, and
+        the core's real asymmetry is what the fit would otherwise spend its first
+        iterations restoring.
+    monotonic_slack
+        Strictness of the monotonicity of the sources this initializes (see
+        `prox_monotonic`).
     min_snr
         Peaks below this detection S/N start as compact (model-PSF) sources.
     thresh
@@ -123,6 +131,8 @@ class Chi2InitParameters:
         morph_detect: np.ndarray | None = None,
         peak_radius: int = 0,
         symmetric: bool = True,
+        core_radius: float = 1.5,
+        monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
     ) -> None:
         if not getattr(observation, "has_data", True):
             raise ValueError("Cannot initialize sources on an observation without image data")
@@ -150,6 +160,10 @@ class Chi2InitParameters:
         self.bg_thresh = bg_thresh
         self.peak_radius = peak_radius
         self.symmetric = symmetric
+        self.core_radius = float(core_radius)
+        if not 0.0 <= monotonic_slack <= 1.0:
+            raise ValueError(f"monotonic_slack {monotonic_slack} is outside [0, 1]")
+        self.monotonic_slack = float(monotonic_slack)
 
 
 def _as_pixel(center) -> tuple[int, ...]:
@@ -188,6 +202,34 @@ def _peak_spectrum(
     return np.maximum(spectrum, 1e-20).astype(np.float32)
 
 
+def _symmetry_window(image: np.ndarray, y: int, x: int) -> tuple[slice, slice]:
+    """The largest window whose 180-degree rotation is about the light's centre near (y, x).
+
+    Along each axis the centre is the peak pixel, or the half pixel beside it when
+    a parabola through the peak and its two neighbours puts the maximum more than a
+    quarter pixel off: a source centred between pixels made symmetric about one of
+    them would lose half its core.
+    """
+    slices = []
+    for axis, c in ((0, y), (1, x)):
+        n = image.shape[axis]
+        total = 2 * c
+        if 0 < c < n - 1:
+            line = image[c - 1 : c + 2, x] if axis == 0 else image[y, c - 1 : c + 2]
+            lo_v, mid, hi_v = (float(v) for v in line)
+            curve = lo_v - 2 * mid + hi_v
+            if curve < 0:
+                offset = 0.5 * (lo_v - hi_v) / curve
+                if offset > 0.25:
+                    total += 1
+                elif offset < -0.25:
+                    total -= 1
+        lo = max(0, total - (n - 1))
+        hi = total - lo
+        slices.append(slice(lo, hi + 1))
+    return slices[0], slices[1]
+
+
 def init_compact_source(center: tuple[int, int], init: Chi2InitParameters) -> Source:
     """A source whose morphology is the model PSF centred on ``center``."""
     obs = init.observation
@@ -200,7 +242,14 @@ def init_compact_source(center: tuple[int, int], init: Chi2InitParameters) -> So
     morph /= morph.max()
     spectrum = _peak_spectrum(obs, morph, box, (cy, cx))
     comp = FactorizedComponent(
-        obs.bands, spectrum, morph, box, (cy, cx), bg_rms=obs.noise_rms, bg_thresh=init.bg_thresh
+        obs.bands,
+        spectrum,
+        morph,
+        box,
+        (cy, cx),
+        bg_rms=obs.noise_rms,
+        bg_thresh=init.bg_thresh,
+        monotonic_slack=init.monotonic_slack,
     )
     return Source([comp], {"peak": (cy, cx)})
 
@@ -226,11 +275,15 @@ def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Sourc
         return init_compact_source((cy, cx), init)
     h, w = init.morph_detect.shape
     morph = init.morph_detect.copy()
-    ry, rx = min(ly, h - 1 - ly), min(lx, w - 1 - lx)
-    window = (slice(ly - ry, ly + ry + 1), slice(lx - rx, lx + rx + 1))
     if init.symmetric:
-        region = morph[window]
-        np.minimum(region, region[::-1, ::-1], out=region)
+        region = morph[_symmetry_window(morph, ly, lx)]
+        symmetric = np.minimum(region, region[::-1, ::-1])
+        if init.core_radius > 0:
+            yy, xx = np.indices(region.shape)
+            cy_w, cx_w = (region.shape[0] - 1) / 2, (region.shape[1] - 1) / 2
+            core = np.hypot(yy - cy_w, xx - cx_w) <= init.core_radius
+            symmetric[core] = region[core]
+        region[...] = symmetric
     morph = prox_monotonic(morph, (ly, lx))
     morph[morph < init.thresh] = 0
     local = Box.from_data(morph, 0)
@@ -241,7 +294,11 @@ def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Sourc
     morph /= morph.max()
     box = local.shifted_by(obs.bbox.origin)
     spectrum = _peak_spectrum(obs, morph, box, (cy, cx))
-    kwargs = {"bg_rms": obs.noise_rms, "bg_thresh": init.bg_thresh}
+    kwargs = {
+        "bg_rms": obs.noise_rms,
+        "bg_thresh": init.bg_thresh,
+        "monotonic_slack": init.monotonic_slack,
+    }
     if init.max_components == 1:
         comps = [FactorizedComponent(obs.bands, spectrum, morph, box, (cy, cx), **kwargs)]
     else:
@@ -270,6 +327,7 @@ def init_all_sources(
     bg_thresh: float = 0.25,
     fit_spectra: bool = True,
     clip: bool = True,
+    monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
 ) -> list[Source]:
     """Initialize one source per center and fit all spectra at once.
 
@@ -279,7 +337,7 @@ def init_all_sources(
         The observation.
     centers
         ``(y, x)`` absolute peak positions.
-    detect, min_snr, thresh, max_components, bg_thresh
+    detect, min_snr, thresh, max_components, bg_thresh, monotonic_slack
         See `Chi2InitParameters`.
     fit_spectra
         Solve the spectra of all components jointly by least squares afterwards.
@@ -298,6 +356,7 @@ def init_all_sources(
         thresh=thresh,
         max_components=max_components,
         bg_thresh=bg_thresh,
+        monotonic_slack=monotonic_slack,
     )
     sources = [init_main_source(c, init) for c in init.centers]
     if fit_spectra and sources:
