@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from vermilion.pipeline import DeblendConfig
@@ -51,6 +52,7 @@ def test_override_and_from_args_convert_values_to_the_field_types():
         (["modelPsfSize=10"], "modelPsfSize"),
         (["useWeights=maybe"], "useWeights"),
         (["maxNumberOfPeaks=-1"], "maxNumberOfPeaks"),
+        (["monotonicSlack=1.5"], "monotonicSlack"),
     ],
 )
 def test_bad_values_name_the_field(args, field):
@@ -110,6 +112,40 @@ def test_coerce_takes_a_config_a_mapping_a_file_or_none(tmp_path):
 def test_parameterization_carries_the_proximal_settings():
     from vermilion.core import init_adaprox_component
 
-    p = DeblendConfig(backgroundThresh=0.5, maxProxIter=3).parameterization()
+    p = DeblendConfig(backgroundThresh=0.5, maxProxIter=3, monotonicSlack=0).parameterization()
     assert p.func is init_adaprox_component
-    assert p.keywords == {"bg_thresh": 0.5, "max_prox_iter": 3}
+    assert p.keywords == {"bg_thresh": 0.5, "max_prox_iter": 3, "monotonic_slack": 0.0}
+
+
+def test_monotonic_slack_reaches_every_component():
+    """The config's slack is the one the components' monotonicity projection uses."""
+    from vermilion.core import (
+        Blend,
+        FactorizedComponent,
+        Observation,
+        init_all_sources,
+        prox_monotonic,
+    )
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:30, :30]
+    image = 100 * np.exp(-((yy - 15) ** 2 + (xx - 12) ** 2) / 8.0)
+    image += 60 * np.exp(-((yy - 14) ** 2 + (xx - 19) ** 2) / 6.0)
+    images = np.stack([image, image]) + rng.normal(0, 1, (2, 30, 30))
+    psf = np.exp(-((np.mgrid[:11, :11] - 5.0) ** 2).sum(0) / 4.0)
+    obs = Observation(images.astype(np.float32), np.ones((2, 30, 30)), psfs=np.stack([psf, psf]))
+    for slack in (0.0, 1.0):
+        config = DeblendConfig(monotonicSlack=slack)
+        blend = Blend(init_all_sources(obs, [(15, 12), (14, 19)]), obs)
+        blend.parameterize(config.parameterization())
+        comps = [c for c in blend.components if isinstance(c, FactorizedComponent)]
+        assert comps and all(c.monotonic_slack == slack for c in comps)
+        c = comps[0]
+        bumpy = (c.morph + rng.random(c.morph.shape) * 0.5).astype(np.float32)
+        peak = (c.peak[0] - c.bbox.origin[0], c.peak[1] - c.bbox.origin[1])
+        expected = prox_monotonic(bumpy.copy(), peak, slack)
+        expected[peak] = max(expected[peak], c.floor)
+        got = c.prox_morph(bumpy.copy())
+        # prox_morph also thresholds and normalises: compare where both are non-zero
+        keep = got > 0
+        np.testing.assert_allclose(got[keep], (expected / expected.max())[keep], rtol=1e-5)

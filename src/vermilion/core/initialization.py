@@ -377,16 +377,22 @@ def init_adaprox_component(
     spectrum_factor: float = 1e-2,
     noise_factor: float = 0.1,
     first_step_damping: float = 10.0,
+    monotonic_slack: float | None = None,
 ) -> Component:
     """Give a component proximal-ADAM parameters (the Rubin pipelines' steps).
 
     The spectrum's step is ``max(spectrum_factor * mean(spectrum), noise_factor *
     noise_rms)``; the morphology's a fixed ``morph_step`` (it is normalised to a
-    maximum of 1). Use with `functools.partial` to set the keywords.
+    maximum of 1). ``bg_thresh`` and ``monotonic_slack``, when given, replace the
+    component's own. Use with `functools.partial` to set the keywords.
     """
     if isinstance(component, FactorizedComponent):
         if bg_thresh is not None:
             component.bg_thresh = bg_thresh
+        if monotonic_slack is not None:
+            if not 0.0 <= monotonic_slack <= 1.0:
+                raise ValueError(f"monotonic_slack {monotonic_slack} is outside [0, 1]")
+            component.monotonic_slack = float(monotonic_slack)
         if getattr(observation, "has_data", True):
             component.bg_rms = np.asarray(observation.noise_rms, dtype=np.float32)
         component._spectrum = AdaproxParameter(

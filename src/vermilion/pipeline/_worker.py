@@ -171,6 +171,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             max_components=config.max_components,
             bg_thresh=config.backgroundThresh,
             fit_spectra=fit_spectra,
+            monotonic_slack=config.monotonicSlack,
         )
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)

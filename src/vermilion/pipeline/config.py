@@ -63,6 +63,10 @@ class DeblendConfig:
     resizeFrequency : int, default 10
         Resize the component boxes every this many iterations (0: never). Not a
         Rubin field (its engine resizes every 10 iterations).
+    monotonicSlack : float, default 0.5
+        Strictness of the monotonicity constraint, from 0 (the Rubin engine's
+        weighted monotonicity) to 1 (no pixel brighter than its brightest neighbour
+        nearer the peak); see `vermilion.core.prox_monotonic`. Not a Rubin field.
 
     Model
     -----
@@ -133,6 +137,7 @@ class DeblendConfig:
     backgroundThresh: float = 0.25
     maxProxIter: int = 1
     resizeFrequency: int = 10
+    monotonicSlack: float = 0.5
     modelPsfSigma: float = 0.8
     modelPsfSize: int = 11
     minSNR: float = 50.0
@@ -178,6 +183,7 @@ class DeblendConfig:
         )
         need(self.maxProxIter >= 1, "maxProxIter", "must be >= 1")
         need(self.resizeFrequency >= 0, "resizeFrequency", "must be >= 0 (0: never)")
+        need(0 <= self.monotonicSlack <= 1, "monotonicSlack", "must be between 0 and 1")
         need(
             math.isfinite(self.modelPsfSigma) and self.modelPsfSigma > 0,
             "modelPsfSigma",
@@ -230,6 +236,7 @@ class DeblendConfig:
             init_adaprox_component,
             bg_thresh=self.backgroundThresh,
             max_prox_iter=self.maxProxIter,
+            monotonic_slack=self.monotonicSlack,
         )
 
     # -- conversions --------------------------------------------------------------

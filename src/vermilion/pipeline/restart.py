@@ -371,6 +371,7 @@ def add_source(
         thresh=config.morphThresh,
         max_components=config.max_components,
         bg_thresh=config.backgroundThresh,
+        monotonic_slack=config.monotonicSlack,
     )
     source = init_main_source((cy, cx), init)
     source.metadata.update(dict(metadata or {}))
