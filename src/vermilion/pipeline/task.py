@@ -24,7 +24,7 @@ Catalog columns added (``<band>`` for every band):
 
 ===================================  ========================================================
 ``deblend_iterations``               iterations of the blend's fit (parents and children)
-``deblend_logL``                     last log-likelihood of the fit (parents and children)
+``deblend_logL``                     log-likelihood of the fitted model (parents and children)
 ``deblend_converged``                the fit met ``relativeError`` before ``maxIter``
 ``deblend_nComponents``              components of the child's model
 ``deblend_scarletFlux_<band>``       flux of the child's model (sum of the model, nJy)
