@@ -207,6 +207,24 @@ class TestDivergence:
                 np.testing.assert_array_equal(p.helpers["m"], m)
 
     @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+    @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+    def test_divergence_mid_fit_returns_to_the_best_finite_model(self, hsc, hsc_centers):
+        obs = hsc_observation(hsc)
+        blend = Blend(init_all_sources(obs, hsc_centers), obs)
+        blend.parameterize(init_adaprox_component)
+        blend.fit(6, min_iter=100)
+        # An infinite step poisons source 2's morphology at the first update of the next call.
+        blend.sources[2].components[0]._morph._step = np.inf
+        with pytest.raises(FitDivergenceError) as info:
+            blend.fit(10, min_iter=100)
+        assert info.value.iteration == 7 and 2 in info.value.sources
+        # The blend is back on the model the second call started from: finite, and its
+        # likelihood is the one recorded for it.
+        for c in blend.components:
+            assert np.all(np.isfinite(c.morph)) and np.all(np.isfinite(c.spectrum))
+        assert blend.log_likelihood == pytest.approx(blend.loss[6], rel=1e-5)
+
+    @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
     def test_inf_in_a_morphology(self, hsc, hsc_centers):
         obs = hsc_observation(hsc)
         blend = Blend(init_all_sources(obs, hsc_centers), obs)

@@ -190,8 +190,9 @@ class Blend:
         Raises
         ------
         FitDivergenceError
-            If the likelihood or its gradient is not finite; the blend keeps the
-            model of the last good iteration.
+            If the likelihood or its gradient is not finite. With ``keep_best`` the
+            blend goes back to the best (finite) model this call recorded; when the
+            first iteration already fails, nothing is changed.
         """
         self._check_fittable()
         obs = self.observation
@@ -209,7 +210,7 @@ class Blend:
             log_l = -0.5 * float(np.dot(weighted.ravel(), residual.ravel()))
             grad = obs.diff_kernel(weighted, grad=True)
             if not (np.isfinite(log_l) and np.isfinite(float(grad.sum()))):
-                self._raise_divergence(log_l, grad)
+                self._raise_divergence(log_l, grad, components, best_state)
             self.loss.append(log_l)
             if keep_best and log_l > best_l:
                 best_l, best_state = log_l, [c.state() for c in components]
@@ -235,7 +236,9 @@ class Blend:
             log_l = best_l
         return self.it, log_l
 
-    def _raise_divergence(self, log_l: float, grad: np.ndarray) -> None:
+    def _raise_divergence(
+        self, log_l: float, grad: np.ndarray, components: list, best_state: list | None
+    ) -> None:
         # A non-finite model value spreads through the FFT to the whole blend's
         # gradient, so name the sources whose own model is not finite first and
         # fall back to the gradient boxes only when every model is finite.
@@ -251,6 +254,10 @@ class Blend:
                     bad.append(i)
                     break
         ids = [self.sources[i].metadata.get("id", i) for i in bad]
+        if best_state is not None:
+            # back to the best (finite) model this call recorded, not the poisoned one
+            for c, state in zip(components, best_state):
+                c.restore(state)
         raise FitDivergenceError(
             f"Fit diverged at iteration {self.it}: logL={log_l}; non-finite model or gradient of "
             f"sources {bad} (ids {ids}); the blend keeps its last good model",
