@@ -10,6 +10,7 @@ from .bbox import Box
 from .image import Image
 from .operators import (
     DEFAULT_MONOTONIC_SLACK,
+    checked_slack,
     find_peak,
     prox_connected,
     prox_monotonic,
@@ -127,9 +128,7 @@ class FactorizedComponent(Component):
         self.bg_thresh = bg_thresh
         self.floor = floor
         self.monotonic = monotonic
-        if not 0.0 <= monotonic_slack <= 1.0:
-            raise ValueError(f"monotonic_slack {monotonic_slack} is outside [0, 1]")
-        self.monotonic_slack = float(monotonic_slack)
+        self.monotonic_slack = checked_slack(monotonic_slack)
         self.fit_radius = fit_radius
         self.padding = padding
         self.connected = connected

@@ -11,7 +11,7 @@ from .bbox import Box
 from .blend import Blend
 from .component import Component, CubeComponent, FactorizedComponent
 from .observation import Observation
-from .operators import DEFAULT_MONOTONIC_SLACK, find_peak, prox_monotonic
+from .operators import DEFAULT_MONOTONIC_SLACK, checked_slack, find_peak, prox_monotonic
 from .parameters import AdaproxParameter, FistaParameter, relative_step
 from .source import Source
 
@@ -161,9 +161,7 @@ class Chi2InitParameters:
         self.peak_radius = peak_radius
         self.symmetric = symmetric
         self.core_radius = float(core_radius)
-        if not 0.0 <= monotonic_slack <= 1.0:
-            raise ValueError(f"monotonic_slack {monotonic_slack} is outside [0, 1]")
-        self.monotonic_slack = float(monotonic_slack)
+        self.monotonic_slack = checked_slack(monotonic_slack)
 
 
 def _as_pixel(center) -> tuple[int, ...]:
@@ -390,9 +388,7 @@ def init_adaprox_component(
         if bg_thresh is not None:
             component.bg_thresh = bg_thresh
         if monotonic_slack is not None:
-            if not 0.0 <= monotonic_slack <= 1.0:
-                raise ValueError(f"monotonic_slack {monotonic_slack} is outside [0, 1]")
-            component.monotonic_slack = float(monotonic_slack)
+            component.monotonic_slack = checked_slack(monotonic_slack)
         if getattr(observation, "has_data", True):
             component.bg_rms = np.asarray(observation.noise_rms, dtype=np.float32)
         component._spectrum = AdaproxParameter(

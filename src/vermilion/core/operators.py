@@ -26,6 +26,15 @@ __all__ = [
 # and keeps the re-apportioned fluxes of simulated blends as accurate as 0 does.
 DEFAULT_MONOTONIC_SLACK = 0.5
 
+
+def checked_slack(slack: float) -> float:
+    """``slack`` as a float; ValueError when it is not a number in [0, 1]."""
+    value = float(slack)
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise ValueError(f"monotonic_slack {slack} is outside [0, 1]")
+    return value
+
+
 _NBR = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
 
 
@@ -104,8 +113,7 @@ def prox_monotonic(morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0)
 
     Returns the projected array (the same object when it could work in place).
     """
-    if not 0.0 <= slack <= 1.0:
-        raise ValueError(f"monotonicity slack {slack} is outside [0, 1]")
+    slack = checked_slack(slack)
     if morph.dtype != np.float32 or not morph.flags.c_contiguous:
         morph = np.ascontiguousarray(morph, dtype=np.float32)
     h, w = morph.shape
@@ -123,7 +131,7 @@ def prox_monotonic(morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0)
         tables.order_dx,
         tables.weights,
         tables.radius,
-        float(slack),
+        slack,
     )
     return morph
 
