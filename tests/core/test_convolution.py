@@ -10,7 +10,7 @@ from core_helpers import gaussian_psf, hsc_observation, radial_morph, synthetic_
 from scipy import signal
 
 from vermilion.core import Convolver, Image, NoDataObservation, Observation, integrated_gaussian
-from vermilion.core.psf import difference_kernels
+from vermilion.core.psf import difference_kernels, stack_psfs
 
 
 class TestIntegratedGaussian:
@@ -196,3 +196,14 @@ class TestConvolution:
 
 def test_psf_gaussian_helper_is_normalised():
     assert gaussian_psf(1.5).sum() == pytest.approx(1, rel=1e-6)
+
+
+def test_stack_psfs_centres_smaller_images():
+    small = np.arange(9, dtype=np.float64).reshape(3, 3)
+    large = np.ones((5, 7))
+    out = stack_psfs([small, large])
+    assert out.shape == (2, 5, 7) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[1], large)
+    # the 3 x 3 image sits in the middle, its centre on the stack's centre
+    np.testing.assert_array_equal(out[0, 1:4, 2:5], small)
+    assert out[0].sum() == small.sum() and out[0, 2, 3] == small[1, 1]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["difference_kernels", "integrated_gaussian", "validate_psfs"]
+__all__ = ["difference_kernels", "integrated_gaussian", "stack_psfs", "validate_psfs"]
 
 
 def integrated_gaussian(sigma: float = 0.8, size: int = 11) -> np.ndarray:
@@ -35,6 +35,20 @@ def integrated_gaussian(sigma: float = 0.8, size: int = 11) -> np.ndarray:
     profile = np.diff(np.array(edges)) / 2
     psf = np.outer(profile, profile)
     return (psf / psf.sum()).astype(np.float32)
+
+
+def stack_psfs(kernels: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack 2D PSF images of different sizes as ``(n, h, w)`` float32.
+
+    Smaller images are zero-padded, centred, to the largest height and width.
+    """
+    ph = max(k.shape[0] for k in kernels)
+    pw = max(k.shape[1] for k in kernels)
+    out = np.zeros((len(kernels), ph, pw), np.float32)
+    for i, k in enumerate(kernels):
+        dy, dx = (ph - k.shape[0]) // 2, (pw - k.shape[1]) // 2
+        out[i, dy : dy + k.shape[0], dx : dx + k.shape[1]] = k
+    return out
 
 
 def validate_psfs(psfs, bands: Sequence[str]) -> np.ndarray:

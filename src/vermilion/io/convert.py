@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from vermilion.core.masks import MASK_PLANES, mask_bits
+from vermilion.core.psf import stack_psfs
 
 from ._fields import Where, as_id
 from .data import (
@@ -245,17 +246,6 @@ def _blend_data(model_data, blend_id) -> tuple[int, BlendData]:
         raise ModelDataError("no such blend in the model file", blend_id=bid) from None
 
 
-def _pad_stack(kernels: list[np.ndarray]) -> np.ndarray:
-    """Stack 2D kernels, zero-padding the smaller ones (centred) to the largest."""
-    ph = max(k.shape[0] for k in kernels)
-    pw = max(k.shape[1] for k in kernels)
-    out = np.zeros((len(kernels), ph, pw), np.float32)
-    for i, k in enumerate(kernels):
-        dy, dx = (ph - k.shape[0]) // 2, (pw - k.shape[1]) // 2
-        out[i, dy : dy + k.shape[0], dx : dx + k.shape[1]] = k
-    return out
-
-
 def _observed_psfs(observed_psfs, bands: tuple[str, ...], centre, blend_id: int) -> np.ndarray:
     """One PSF image per band from a sequence (model band order) or a ``{band: psf}`` mapping."""
     if isinstance(observed_psfs, Mapping):
@@ -303,7 +293,7 @@ def _observed_psfs(observed_psfs, bands: tuple[str, ...], centre, blend_id: int)
                 field="observed_psfs",
             )
         kernels.append(k)
-    return _pad_stack(kernels)
+    return stack_psfs(kernels)
 
 
 class _ExposureCutout:

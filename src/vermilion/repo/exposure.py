@@ -35,6 +35,7 @@ import numpy as np
 from vermilion.core.bbox import Box
 from vermilion.core.files import atomic_write
 from vermilion.core.masks import MASK_PLANES
+from vermilion.core.psf import stack_psfs
 
 from .errors import BBoxError, CorruptFileError, FormatVersionError
 
@@ -887,14 +888,8 @@ class MultibandExposure:
             raise ValueError(f"No PSF for band(s) {missing}")
         if position is None:
             position = self.bbox.center
-        kernels = [p.computeKernelImage(position) for p in self.psf_models]  # type: ignore[union-attr]
-        ph = max(k.shape[0] for k in kernels)
-        pw = max(k.shape[1] for k in kernels)
-        out = np.zeros((len(kernels), ph, pw), np.float32)
-        for i, k in enumerate(kernels):
-            dy, dx = (ph - k.shape[0]) // 2, (pw - k.shape[1]) // 2
-            out[i, dy : dy + k.shape[0], dx : dx + k.shape[1]] = k
-        return out
+        models = self.psf_models
+        return stack_psfs([p.computeKernelImage(position) for p in models])  # type: ignore[union-attr]
 
     compute_psf_kernel_image = computePsfKernelImage
 
