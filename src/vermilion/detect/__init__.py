@@ -20,7 +20,7 @@ Main entry points
 
 from __future__ import annotations
 
-import importlib
+from vermilion._lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MASK_PLANES": "detection",
@@ -48,14 +48,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vermilion.detect' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

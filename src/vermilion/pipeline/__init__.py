@@ -10,8 +10,7 @@ imports astropy (catalogs) and the patch runner the butler and Dask only when ru
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vermilion._lazy import lazy_exports
 
 from .config import CONFIG_KEY, DeblendConfig
 
@@ -52,14 +51,4 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vermilion.pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())

@@ -7,42 +7,7 @@ first use, so that ``import vermilion.repo`` imports neither the butler nor astr
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-__all__ = [
-    "DATASET_TYPES",
-    "DEFAULT_COADD_RUN",
-    "MASK_PLANES",
-    "REPO_VERSION",
-    "SKYMAP_RUN",
-    "BBoxError",
-    "CorruptFileError",
-    "DataIdError",
-    "DatasetMissingError",
-    "Exposure",
-    "FormatVersionError",
-    "ImagePsf",
-    "MultibandExposure",
-    "PatchInfo",
-    "RepoError",
-    "RepoVersionError",
-    "SkyMap",
-    "TractInfo",
-    "check_repo",
-    "create_repo",
-    "default_skymap",
-    "describe_repo",
-    "get_exposures",
-    "get_skymap",
-    "ingest_arrays",
-    "ingest_coadd",
-    "ingest_model_data",
-    "open_repo",
-    "register_skymap",
-    "repo_bands",
-    "repo_root",
-]
+from vermilion._lazy import lazy_exports
 
 _WHERE = {
     "errors": (
@@ -75,16 +40,7 @@ _WHERE = {
     "ingest": ("ingest_arrays", "ingest_coadd", "ingest_model_data"),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+__all__ = sorted(_MODULE_OF)
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vermilion.repo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())
