@@ -54,7 +54,7 @@ def capture_final_blends(store: dict):
         vio.blend_to_data = original
 
 
-def make_repo(root: Path, seed: int = 5, density: float = 300.0) -> dict:
+def make_repo(root: Path, seed: int = 9, density: float = 300.0) -> dict:
     """Simulate a small patch (varying PSF), ingest it, deblend it; return what was captured."""
     from vermilion.pipeline import deblend_patch
     from vermilion.repo import create_repo, ingest_arrays
