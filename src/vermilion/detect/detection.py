@@ -842,10 +842,10 @@ def _psf_excess_snr(images, weights, sigmas, y, x, others, window=4.0) -> float:
     return math.sqrt(total)
 
 
-def _vet_peaks(images, variance, mask, bad, sigmas, slc, ky, kx, amp, added, vet_snr, window):
-    """Which peaks of one footprint to keep: the ``added`` ones (band, asymmetry and
-    residual peaks) need `_psf_excess_snr` of at least ``vet_snr`` given every other
-    peak still kept, visited brightest first. Returns a boolean array."""
+def _vet_peaks(images, variance, mask, bad, sigmas, slc, ky, kx, amp, first, vet_snr, window):
+    """Which peaks of one footprint to keep: the candidates from index ``first`` on
+    (band, asymmetry and residual peaks) need `_psf_excess_snr` of at least ``vet_snr``
+    given every other peak still kept, visited brightest first. Returns a boolean array."""
     h, w = images.shape[1:]
     pad = math.ceil(window * float(np.max(sigmas))) + 1
     win = (
@@ -853,6 +853,8 @@ def _vet_peaks(images, variance, mask, bad, sigmas, slc, ky, kx, amp, added, vet
         slice(max(slc[1].start - pad, 0), min(slc[1].stop + pad, w)),
     )
     cube = (slice(None), *win)
+    # the band data of this window only: keeping every band's full plane from the
+    # detection pass would double the memory of a patch for a few small windows
     sub_mask = None if mask is None else mask[win] if mask.ndim == 2 else mask[cube]
     bands = [_band_data(images[cube], variance[cube], sub_mask, bad, b) for b in range(len(images))]
     img = np.stack([b[0] for b in bands])
@@ -861,7 +863,7 @@ def _vet_peaks(images, variance, mask, bad, sigmas, slc, ky, kx, amp, added, vet
     lx = [x - win[1].start for x in kx]
     keep = np.ones(len(ky), bool)
     for i in np.argsort(-np.asarray(amp, np.float64), kind="stable"):
-        if not added[i]:
+        if i < first:
             continue
         others = [(ly[j], lx[j]) for j in range(len(ky)) if j != i and keep[j]]
         if _psf_excess_snr(img, wgt, sigmas, ly[i], lx[i], others, window) < vet_snr:
@@ -999,8 +1001,8 @@ def detect_sources(
         sources per arcmin^2 (1024 x 1024, seeds 1-6) this finds 1.9 points more of
         the S/N > 10 sources (0.938 instead of 0.919) at 0.6 points of purity (0.977
         instead of 0.983); on real galaxies, which are not point-symmetric, it splits
-        them (the HSC COSMOS blend: 12 peaks for 7 catalogued sources, vetted or not:
-        their knots are significant), hence off by default.
+        them (the HSC COSMOS blend: 12 peaks for 7 catalogued sources, 13 without
+        vetting: their knots are significant), hence off by default.
     vet_snr
         Model selection for the candidates that are not culled local maxima of the
         coadd (band, asymmetry and residual peaks): such a peak is kept only if a
@@ -1009,8 +1011,8 @@ def detect_sources(
         noise bumps on the wings of bright galaxies and second peaks on one source.
         On `vermilion.sim` scenes at 100 sources per arcmin^2 (1024 x 1024, seeds
         1-6) false peaks fall from 223 to 101 (purity 0.964 to 0.983) with the same
-        completeness (0.919; `bench/bench_detect.py --densities 100`). None turns
-        it off.
+        completeness (0.919; `bench/bench_detect.py --sim --size 1024 1024
+        --densities 100 --seeds 1 2 3 4 5 6`). None turns it off.
     vet_window
         Half-size of the fit window of ``vet_snr``, in units of each band's PSF sigma.
     background
@@ -1316,9 +1318,8 @@ def detect_sources(
                 k_amp.append(amp[y, x])
         k_amp = np.array(k_amp, np.float64)
         if vet_snr is not None and len(ky) > n_coadd:
-            added = np.arange(len(ky)) >= n_coadd
             kept = _vet_peaks(
-                img, var, mask, bad, vet_sigmas, slc, ky, kx, k_amp, added, vet_snr, vet_window
+                img, var, mask, bad, vet_sigmas, slc, ky, kx, k_amp, n_coadd, vet_snr, vet_window
             )
             if not kept.all():
                 ky = [v for v, k in zip(ky, kept) if k]
