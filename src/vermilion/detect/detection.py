@@ -25,21 +25,24 @@ Steps of `detect_sources`:
    then the band peaks (culled the same way in their own maps) farther than
    ``band_peak_separation`` from every kept peak (sources of unusual colour);
    then `_asymmetry_peaks` (faint sources on the wing of a bright one that make
-   no local maximum at all), or with ``residual_peaks=True`` the maxima of the
+   no local maximum at all: light that is not point-symmetric about the bright
+   peaks whose light reaches it), or with ``residual_peaks=True`` the maxima of the
    light left by symmetric, monotonic templates of all the peaks
-   (`_symmetric_residual_peaks`; better in crowded simulated fields, but it
-   splits real, asymmetric galaxies). Regions with no data in any band because of
-   saturation get one peak at their centre instead of a ring of peaks.
+   (`_symmetric_residual_peaks`; the choice of ``crowded=True``, with looser cuts:
+   better in crowded simulated fields, but it splits real, asymmetric galaxies).
+   Regions with no data in any band because of saturation get one peak at their
+   centre instead of a ring of peaks.
 6. Vetting (model selection), `_vet_peaks`: every candidate of step 5 that is not a
    culled coadd maximum (band, asymmetry and residual peaks) must be a significant
    point source over a local quadratic surface plus the footprint's other peaks
-   (`_psf_excess_snr`, per band, combined in quadrature). This halves the false
-   peaks of simulated patches (noise maxima on the wings of bright galaxies, second
-   peaks on one source), which lets the candidate cuts be looser.
+   (`_psf_excess_snr`, per band, combined in quadrature; the known peaks as round
+   Gaussians of two widths and as their own symmetric profiles). This more than
+   halves the false peaks of simulated patches (noise maxima on the wings of bright
+   galaxies, second peaks on one source), which lets the candidate cuts be looser.
 
 The implementation uses `scipy.ndimage` (separable Gaussian filters, labelling,
 binary dilation, ``find_objects``) and numpy: on a 4000 x 4000 6-band patch it
-takes about 12 s on the project machine (`bench/bench_detect.py`).
+takes about 23 s on the project machine (`bench/bench_detect.py`).
 """
 
 from __future__ import annotations
@@ -608,17 +611,38 @@ def _subpixel_peak(snr: np.ndarray, y: int, x: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1):
+def _wing_radius(snr: np.ndarray, y: int, x: int, level: float) -> float:
+    """How far the light of the peak at (y, x) reaches: the median over 8 directions
+    of the distance at which ``snr`` first falls below ``level`` (the median, so that
+    the directions running into a neighbour do not count)."""
+    h, w = snr.shape
+    out = []
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1)):
+        n = min(
+            (h - 1 - y) if dy > 0 else y if dy < 0 else h,
+            (w - 1 - x) if dx > 0 else x if dx < 0 else w,
+        )
+        steps = np.arange(1, n + 1)
+        below = np.flatnonzero(snr[y + dy * steps, x + dx * steps] < level)
+        d = below[0] + 1 if len(below) else n
+        out.append(d * (math.sqrt(2.0) if dy and dx else 1.0))
+    return float(np.median(out))
+
+
+def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1, reach=None):
     """Local maxima of the light of a footprint that no peak explains symmetrically.
 
     For each peak ``c`` in ``centres`` (refined to sub-pixel), ``r_c(p) = snr(p) -
     snr(2 c - p)`` (bilinear for the mirrored pixel) is the light at ``p`` that is
     not point-symmetric about ``c``; ``r = min_c r_c`` over the peaks whose mirror
-    of ``p`` has data. A faint source on the wing of a bright one makes no local
-    maximum of the S/N, but it does make one of ``r``, while the wings of the
-    known peaks themselves do not. Returns ``(y, x, r)`` with ``r >= max(floor,
-    rel * snr(p))`` (the relative term absorbs what is left of the centring error
-    on steep profiles), largest ``r`` first.
+    of ``p`` has data and, with ``reach`` (one radius per centre, `_wing_radius`),
+    that lie within that radius of ``p``: in a large footprint each pixel is mirrored
+    about the peaks whose light reaches it, not about a peak at the far end. A faint
+    source on the wing of a bright one makes no local maximum of the S/N, but it does
+    make one of ``r``, while the wings of the known peaks themselves do not. Returns
+    ``(y, x, r, k)`` with ``r >= max(floor, rel * snr(p))`` (the relative term absorbs
+    what is left of the centring error on steep profiles) and ``k`` the index of the
+    centre that gave the minimum, largest ``r`` first.
     """
     from scipy import ndimage
 
@@ -628,20 +652,29 @@ def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1):
     xs = xs + slc[1].start
     own = snr[ys, xs]
     r = np.full(len(ys), np.inf, np.float32)
-    for cy, cx in centres:
+    owner = np.full(len(ys), -1, np.int64)
+    for k, (cy, cx) in enumerate(centres):
         cyf, cxf = _subpixel_peak(snr, cy, cx)
         my, mx = 2 * cyf - ys, 2 * cxf - xs
         ok = (my >= 0) & (my <= h - 1) & (mx >= 0) & (mx <= w - 1)
+        if reach is not None:
+            ok &= (ys - cyf) ** 2 + (xs - cxf) ** 2 <= reach[k] ** 2
         ok[ok] &= has_data[np.rint(my[ok]).astype(int), np.rint(mx[ok]).astype(int)]
         if ok.any():
             mirrored = ndimage.map_coordinates(snr, [my[ok], mx[ok]], order=1, mode="nearest")
-            r[ok] = np.minimum(r[ok], own[ok] - mirrored)
+            val = own[ok] - mirrored
+            lower = val < r[ok]
+            idx = np.flatnonzero(ok)[lower]
+            r[idx] = val[lower]
+            owner[idx] = k
     good = np.isfinite(r) & has_data[ys, xs] & (r >= floor) & (r >= rel * own)
     if not good.any():
         return []
     box_h, box_w = sub.shape
     grid = np.full((box_h + 2, box_w + 2), -np.inf, np.float32)
     grid[ys - slc[0].start + 1, xs - slc[1].start + 1] = np.where(good, r, -np.inf)
+    owner_box = np.full((box_h, box_w), -1, np.int64)
+    owner_box[ys - slc[0].start, xs - slc[1].start] = owner
     core = grid[1:-1, 1:-1]
     is_max = np.isfinite(core)
     for dy in (-1, 0, 1):
@@ -651,7 +684,12 @@ def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1):
     py, px = np.nonzero(is_max)
     order = np.argsort(-core[py, px])
     return [
-        (int(py[i] + slc[0].start), int(px[i] + slc[1].start), float(core[py[i], px[i]]))
+        (
+            int(py[i] + slc[0].start),
+            int(px[i] + slc[1].start),
+            float(core[py[i], px[i]]),
+            int(owner_box[py[i], px[i]]),
+        )
         for i in order
     ]
 
@@ -794,17 +832,26 @@ def _symmetric_residual_peaks(
     return added
 
 
-def _psf_excess_snr(images, weights, sigmas, y, x, others, window=4.0) -> float:
+# widths, in PSF sigmas, of the round Gaussians that model each known peak in the
+# vetting fit: the PSF core and a broader one for the extended light of a galaxy
+_VET_PROFILE_WIDTHS = (1.0, 2.0)
+
+
+def _psf_excess_snr(images, weights, sigmas, y, x, others, window=4.0, templates=None) -> float:
     """S/N of a point source at ``(y, x)`` beyond a smooth background and the known peaks.
 
     Per band, a weighted least-squares fit over a square window of half-size
     ``ceil(window * sigma_b)`` of a quadratic surface (absorbing the smooth wing of a
-    bright neighbour and any residual background), one Gaussian of the band's PSF core
-    ``sigma_b`` at each peak of ``others`` near the window, and one at ``(y, x)``. The
-    band's S/N is that last amplitude over its standard error (the Schur complement of
-    the nuisance terms); the result is the quadrature sum of the positive band S/N, so a
-    source that stands out in one band only still counts. ``images`` and ``weights``
-    are ``(bands, h, w)`` cut-outs, coordinates are theirs.
+    bright neighbour and any residual background), Gaussians of widths
+    ``_VET_PROFILE_WIDTHS`` times the band's PSF core ``sigma_b`` at each peak of
+    ``others`` near the window, the band's plane of ``templates`` if given (the
+    symmetric profiles of the known peaks, `_symmetric_templates`, which model
+    elongated and bulge + disk galaxies that round Gaussians leave behind) and one
+    PSF-core Gaussian at ``(y, x)``. The band's S/N is that last amplitude over its
+    standard error (the Schur complement of the nuisance terms); the result is the
+    quadrature sum of the positive band S/N, so a source that stands out in one band
+    only still counts. ``images``, ``weights`` and ``templates`` are ``(bands, h, w)``
+    cut-outs, coordinates are theirs.
     """
     n_bands, h, w = images.shape
     total = 0.0
@@ -823,10 +870,15 @@ def _psf_excess_snr(images, weights, sigmas, y, x, others, window=4.0) -> float:
         d = images[b, y0:y1, x0:x1].ravel()[ok].astype(np.float64)
         inv2 = -0.5 / (s * s)
         cols = [np.ones_like(dy), dy, dx, dy * dy, dx * dx, dy * dx]
+        if templates is not None:
+            t = templates[b, y0:y1, x0:x1].ravel()[ok]
+            if np.any(t != 0):
+                cols.append(t.astype(np.float64))
         reach = r + 3.0 * s
         for qy, qx in others:
             if abs(qy - y) <= reach and abs(qx - x) <= reach:
-                cols.append(np.exp(inv2 * ((dy + (y - qy)) ** 2 + (dx + (x - qx)) ** 2)))
+                r2 = (dy + (y - qy)) ** 2 + (dx + (x - qx)) ** 2
+                cols += [np.exp(inv2 / (f * f) * r2) for f in _VET_PROFILE_WIDTHS]
         X = np.stack(cols)
         g = np.exp(inv2 * (dy * dy + dx * dx))
         Xw = X * wv
@@ -845,7 +897,8 @@ def _psf_excess_snr(images, weights, sigmas, y, x, others, window=4.0) -> float:
 def _vet_peaks(images, variance, mask, bad, sigmas, slc, ky, kx, amp, first, vet_snr, window):
     """Which peaks of one footprint to keep: the candidates from index ``first`` on
     (band, asymmetry and residual peaks) need `_psf_excess_snr` of at least ``vet_snr``
-    given every other peak still kept, visited brightest first. Returns a boolean array."""
+    given every other peak still kept and the symmetric templates of the peaks before
+    ``first`` (the culled coadd peaks), visited brightest first. Returns a boolean array."""
     h, w = images.shape[1:]
     pad = math.ceil(window * float(np.max(sigmas))) + 1
     win = (
@@ -861,12 +914,29 @@ def _vet_peaks(images, variance, mask, bad, sigmas, slc, ky, kx, amp, first, vet
     wgt = np.stack([b[1] for b in bands])
     ly = [y - win[0].start for y in ky]
     lx = [x - win[1].start for x in kx]
+    templates = None
+    if first > 0:
+        templates = np.zeros_like(img)
+        for b in range(len(img)):
+            valid = wgt[b] > 0
+            if not valid.any():
+                continue
+            # templates reach out to where the light falls to the noise level
+            level = 1.0 / math.sqrt(float(np.median(wgt[b][valid])))
+            templates[b], _ = _symmetric_templates(
+                np.where(valid, img[b], 0.0).astype(np.float32),
+                valid,
+                ly[:first],
+                lx[:first],
+                math.sqrt(2.0) * float(sigmas[b]),
+                level=level,
+            )
     keep = np.ones(len(ky), bool)
     for i in np.argsort(-np.asarray(amp, np.float64), kind="stable"):
         if i < first:
             continue
         others = [(ly[j], lx[j]) for j in range(len(ky)) if j != i and keep[j]]
-        if _psf_excess_snr(img, wgt, sigmas, ly[i], lx[i], others, window) < vet_snr:
+        if _psf_excess_snr(img, wgt, sigmas, ly[i], lx[i], others, window, templates) < vet_snr:
             keep[i] = False
     return keep
 
@@ -918,12 +988,13 @@ def detect_sources(
     band_peak_separation: float | None = None,
     band_peak_snr: float | None = None,
     asymmetry_snr: float | None = 4.0,
-    residual_peaks: bool = False,
-    residual_snr: float = 5.5,
+    crowded: bool = False,
+    residual_peaks: bool | None = None,
+    residual_snr: float | None = None,
     residual_sigma: float = 0.7,
-    residual_verify_snr: float = 5.0,
+    residual_verify_snr: float | None = None,
     residual_separation: float | None = None,
-    vet_snr: float | None = 4.0,
+    vet_snr: float | str | None = "auto",
     vet_window: float = 4.0,
     background="mesh",
     background_cell: int = 128,
@@ -984,35 +1055,49 @@ def detect_sources(
         candidates are vetted, see ``vet_snr``).
     asymmetry_snr
         In a footprint whose brightest peak has S/N of at least twice this, local
-        maxima of the part of the S/N that is not point-symmetric about that peak
-        (S/N minus the S/N at the mirrored pixel) above this value become peaks too:
-        faint sources on the wings of bright ones, which make no local maximum of
-        their own. None turns this off.
+        maxima of the part of the S/N that is not point-symmetric about the peaks
+        (S/N minus the S/N at the pixel mirrored through every peak of at least twice
+        this S/N whose light reaches it, `_asymmetry_peaks`) above this value become
+        peaks too: faint sources on the wings of bright ones, which make no local
+        maximum of their own (then vetted, see ``vet_snr``). None turns this off.
+    crowded
+        Defaults for crowded fields, where most sources are blended: residual peaks
+        with looser cuts, vetted at a lower S/N (``residual_peaks=True,
+        residual_snr=4.5, residual_verify_snr=4, vet_snr=3.4``; explicit values
+        win). On `vermilion.sim` scenes at 100 sources per arcmin^2 (1024 x 1024) it
+        finds 95.0% of the S/N > 10 sources at a purity of 96.6% on seeds 1-6 (93.6%
+        and 98.4% without) and 95.2% / 96.8% on seeds 7-10. It splits real galaxies,
+        whose light is not point-symmetric (the HSC COSMOS blend: 14 peaks for 7
+        catalogued sources), hence off by default.
     residual_peaks
-        Instead of the asymmetry peaks, give every peak of a footprint whose brightest
-        peak has S/N of at least twice ``residual_snr`` a symmetric, monotonic template
-        (`_symmetric_templates`, each fitted to the light the others leave) and add the
-        local maxima of what is left, on an S/N map smoothed with ``residual_sigma``
-        times the PSF sigma (sharper than the matched filter, so close pairs stand
-        out), at least ``residual_snr`` there, a tenth to 85% of the S/N, with a
-        matched-filter residual of ``residual_verify_snr`` within 1 px, farther than
-        ``residual_separation`` (default ``max(min_separation, 2 psf sigma)``) from
-        every peak (then vetted, see ``vet_snr``). On `vermilion.sim` scenes at 100
-        sources per arcmin^2 (1024 x 1024, seeds 1-6) this finds 1.9 points more of
-        the S/N > 10 sources (0.938 instead of 0.919) at 0.6 points of purity (0.977
-        instead of 0.983); on real galaxies, which are not point-symmetric, it splits
-        them (the HSC COSMOS blend: 12 peaks for 7 catalogued sources, 13 without
-        vetting: their knots are significant), hence off by default.
+        Default ``crowded``. Instead of the asymmetry peaks, give every peak of a
+        footprint whose brightest peak has S/N of at least twice ``residual_snr`` a
+        symmetric, monotonic template (`_symmetric_templates`, each fitted to the light
+        the others leave) and add the local maxima of what is left, on an S/N map
+        smoothed with ``residual_sigma`` times the PSF sigma (sharper than the matched
+        filter, so close pairs stand out), at least ``residual_snr`` there, a tenth to
+        85% of the S/N, with a matched-filter residual of ``residual_verify_snr`` within
+        1 px, farther than ``residual_separation`` (default ``max(min_separation, 2 psf
+        sigma)``) from every peak (then vetted, see ``vet_snr``). On `vermilion.sim`
+        scenes at 100 sources per arcmin^2 (1024 x 1024, seeds 1-6) this finds 1 point
+        more of the S/N > 10 sources (0.945 instead of 0.936) at 0.2 points of purity
+        (0.982 instead of 0.984); on real galaxies, which are not point-symmetric, it
+        splits them (the HSC COSMOS blend: 12 peaks for 7 catalogued sources: their
+        knots are significant), hence off by default.
+    residual_snr, residual_verify_snr
+        Default 5.5 and 5 (4.5 and 4 with ``crowded``).
     vet_snr
         Model selection for the candidates that are not culled local maxima of the
         coadd (band, asymmetry and residual peaks): such a peak is kept only if a
         point source there improves a local fit of a quadratic surface plus the
-        other peaks (`_psf_excess_snr`) at this S/N, combined over bands. It removes
-        noise bumps on the wings of bright galaxies and second peaks on one source.
-        On `vermilion.sim` scenes at 100 sources per arcmin^2 (1024 x 1024, seeds
-        1-6) false peaks fall from 223 to 101 (purity 0.964 to 0.983) with the same
-        completeness (0.919; `bench/bench_detect.py --sim --size 1024 1024
-        --densities 100 --seeds 1 2 3 4 5 6`). None turns it off.
+        other peaks (`_psf_excess_snr`: round Gaussians at every peak and the
+        symmetric profiles of the coadd peaks) at this S/N, combined over bands.
+        It removes noise bumps on the wings of bright galaxies and second peaks on
+        one source. ``"auto"``: 4, or 3.4 with ``crowded``. On `vermilion.sim` scenes at
+        100 sources per arcmin^2 (1024 x 1024, seeds 1-6) false peaks fall from 223
+        to 96 (purity 0.964 to 0.984) while completeness rises from 0.919 to 0.936
+        (`bench/bench_detect.py --sim --size 1024 1024 --densities 100 --seeds 1 2 3
+        4 5 6`). None turns it off.
     vet_window
         Half-size of the fit window of ``vet_snr``, in units of each band's PSF sigma.
     background
@@ -1099,6 +1184,16 @@ def detect_sources(
         raise ValueError(f"grow must be >= 0, got {grow}")
     smooth_sigma = sigma if smooth else 0.0
     vet_sigmas = band_sigmas if band_sigmas is not None else np.full(n_bands, sigma)
+    if isinstance(vet_snr, str):
+        if vet_snr != "auto":
+            raise ValueError(f"vet_snr must be a number, None or 'auto', got {vet_snr!r}")
+        vet_snr = 3.4 if crowded else 4.0
+    if residual_peaks is None:
+        residual_peaks = bool(crowded)
+    if residual_snr is None:
+        residual_snr = 4.5 if crowded else 5.5
+    if residual_verify_snr is None:
+        residual_verify_snr = 4.0 if crowded else 5.0
     if vet_snr is not None and not (np.isfinite(vet_snr) and vet_window > 0):
         raise ValueError(f"vet_snr must be finite and vet_window > 0, got {vet_snr}, {vet_window}")
 
@@ -1301,15 +1396,22 @@ def detect_sources(
                 k_snr.append(snr[y, x])
                 k_amp.append(amp[y, x])
         elif asymmetry_snr is not None and len(ky) and max(k_snr) >= 2 * asymmetry_snr:
-            j0 = int(np.argmax(k_snr))
-            ref = [(ky[j0], kx[j0])]
-            for y, x, _ in _asymmetry_peaks(snr, has_data, sub, slc, ref, asymmetry_snr):
-                oy = np.array([v for i, v in enumerate(ky) if i != j0], np.int64)
-                ox = np.array([v for i, v in enumerate(kx) if i != j0], np.int64)
+            # mirror centres: the bright peaks, each over the reach of its own light
+            refs = [i for i in range(len(ky)) if k_snr[i] >= 2 * asymmetry_snr]
+            reach = [_wing_radius(snr, ky[i], kx[i], 0.5 * asymmetry_snr) for i in refs]
+            n_known = len(ky)
+            centres = [(ky[i], kx[i]) for i in refs]
+            for y, x, _, o in _asymmetry_peaks(
+                snr, has_data, sub, slc, centres, asymmetry_snr, reach=reach
+            ):
                 d2 = (np.array(ky) - y) ** 2 + (np.array(kx) - x) ** 2
                 if d2.min() < band_sep2 or snr[y, x] < peak_snr:
                     continue
-                # not on the flank of another known peak: the S/N must dip towards it
+                # not on the flank of another known peak (than the one mirrored
+                # through): the S/N must dip towards it
+                j0 = refs[o]
+                oy = np.array([v for i, v in enumerate(ky[:n_known]) if i != j0], np.int64)
+                ox = np.array([v for i, v in enumerate(kx[:n_known]) if i != j0], np.int64)
                 if len(oy) and snr[y, x] - _line_min(snr, y, x, oy, ox).max() < prominence:
                     continue
                 ky.append(y)
