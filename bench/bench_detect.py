@@ -10,6 +10,8 @@ machine (2 cores).
     python bench/bench_detect.py --sim --size 1024 1024 --densities 30 60 100 --seeds 1 2 3
                                                       # completeness / purity per density
     python bench/bench_detect.py --residual-peaks     # detect_sources(residual_peaks=True)
+    python bench/bench_detect.py --sim --size 1024 1024 --densities 100 --seeds 1 2 3 4 5 6 \
+        --crowded                                     # detect_sources(crowded=True)
 
 The default scene is `vermilion.detect._synthetic.blob_scene` (Gaussian stars and
 bulge + disk galaxies, LSST-like PSFs, sky gradient, ~1 source per 1000 px^2), which
@@ -130,7 +132,7 @@ def score_densities(args) -> None:
     h, w = args.size
     print(
         f"vermilion.sim {h} x {w} px, bands {args.bands}, seeds {args.seeds}, "
-        f"residual_peaks={args.residual_peaks}"
+        f"residual_peaks={args.residual_peaks}, crowded={args.crowded}"
     )
     for density in args.densities:
         found = total = true_peaks = n_peaks = 0
@@ -146,7 +148,8 @@ def score_densities(args) -> None:
                 psfs=psfs,
                 bands=list(args.bands),
                 mask_planes=planes,
-                residual_peaks=args.residual_peaks,
+                residual_peaks=args.residual_peaks or None,
+                crowded=args.crowded,
             )
             seconds += time.perf_counter() - t
             peaks = np.concatenate([fp.peaks for fp in cat["footprint"]])
@@ -182,6 +185,9 @@ def main() -> None:
     parser.add_argument(
         "--residual-peaks", action="store_true", help="detect_sources(residual_peaks=True)"
     )
+    parser.add_argument(
+        "--crowded", action="store_true", help="detect_sources(crowded=True): crowded fields"
+    )
     args = parser.parse_args()
     if args.densities:
         if not args.sim:
@@ -209,7 +215,8 @@ def main() -> None:
         psfs=psfs,
         bands=list(args.bands),
         mask_planes=planes,
-        residual_peaks=args.residual_peaks,
+        residual_peaks=args.residual_peaks or None,
+        crowded=args.crowded,
         return_maps=True,
     )
     elapsed = time.perf_counter() - t
