@@ -132,7 +132,7 @@ def score_densities(args) -> None:
     h, w = args.size
     print(
         f"vermilion.sim {h} x {w} px, bands {args.bands}, seeds {args.seeds}, "
-        f"residual_peaks={args.residual_peaks}, crowded={args.crowded}"
+        f"residual_peaks={args.residual_peaks or 'default'}, crowded={args.crowded}"
     )
     for density in args.densities:
         found = total = true_peaks = n_peaks = 0

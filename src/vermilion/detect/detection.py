@@ -611,11 +611,10 @@ def _subpixel_peak(snr: np.ndarray, y: int, x: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _wing_radius(snr: np.ndarray, y: int, x: int, level: float) -> float:
-    """How far the light of the peak at (y, x) reaches: the median over 8 directions
-    of the distance at which ``snr`` first falls below ``level`` (the median, so that
-    the directions running into a neighbour do not count)."""
-    h, w = snr.shape
+def _ray_lengths(a: np.ndarray, y: int, x: int, level: float, minus=None) -> list[float]:
+    """Distances from (y, x) along the 8 pixel directions at which ``a`` (less
+    ``minus``, if given) first falls below ``level`` (to the array edge if never)."""
+    h, w = a.shape
     out = []
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1)):
         n = min(
@@ -623,10 +622,18 @@ def _wing_radius(snr: np.ndarray, y: int, x: int, level: float) -> float:
             (w - 1 - x) if dx > 0 else x if dx < 0 else w,
         )
         steps = np.arange(1, n + 1)
-        below = np.flatnonzero(snr[y + dy * steps, x + dx * steps] < level)
+        ys, xs = y + dy * steps, x + dx * steps
+        values = a[ys, xs] if minus is None else a[ys, xs] - minus[ys, xs]
+        below = np.flatnonzero(values < level)
         d = below[0] + 1 if len(below) else n
-        out.append(d * (math.sqrt(2.0) if dy and dx else 1.0))
-    return float(np.median(out))
+        out.append(d * (1.4142 if dy and dx else 1.0))
+    return out
+
+
+def _wing_radius(snr: np.ndarray, y: int, x: int, level: float) -> float:
+    """How far the light of the peak at (y, x) reaches: the median of `_ray_lengths` to
+    ``level`` (the median, so that the directions running into a neighbour do not count)."""
+    return float(np.median(_ray_lengths(snr, y, x, level)))
 
 
 def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1, reach=None):
@@ -696,20 +703,8 @@ def _asymmetry_peaks(snr, has_data, sub, slc, centres, floor, rel=0.1, reach=Non
 
 def _profile_radius(box, total, cy, cx, level, width):
     """Distance from (cy, cx) at which ``box - total`` first falls below ``level``
-    along 8 directions (the largest of them), plus ``width``."""
-    bh, bw = box.shape
-    best = 0
-    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1)):
-        n = min(
-            (bh - 1 - cy) if dy > 0 else cy if dy < 0 else bh,
-            (bw - 1 - cx) if dx > 0 else cx if dx < 0 else bw,
-        )
-        steps = np.arange(1, n + 1)
-        ys, xs = cy + dy * steps, cx + dx * steps
-        below = np.flatnonzero(box[ys, xs] - total[ys, xs] < level)
-        d = (below[0] + 1 if len(below) else n) * (1.4142 if dy and dx else 1.0)
-        best = max(best, d)
-    return math.ceil(best + width)
+    along 8 directions (the largest of them, `_ray_lengths`), plus ``width``."""
+    return math.ceil(max(_ray_lengths(box, cy, cx, level, minus=total)) + width)
 
 
 def _symmetric_templates(box, valid, ky, kx, width, n_iter=2, monotonic=0.0, level=1.0):
