@@ -1,7 +1,7 @@
 """Cold start: a fresh Python process deblends the HSC blend (issue 2 target: <= 1.0 s).
 
 Runs, ``--runs`` times (default 5), a new ``python -c`` subprocess that imports
-``vermilion.core``, loads ``shared/data/hsc_cosmos_35.npz``, builds the observation,
+``vermilion.core``, loads the HSC blend shipped in ``vermilion.data``, builds the observation,
 initializes the sources, fits them at e_rel 1e-2 and re-apportions the flux; prints
 the wall time of each run as seen from outside (interpreter start-up included) and
 the stages measured inside. Then lists the heavy modules that ``import vermilion``
@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+import vermilion.data
+
 ROOT = Path(__file__).resolve().parents[1]
-HSC = ROOT.parent / "shared" / "data" / "hsc_cosmos_35.npz"
+HSC = vermilion.data.path("hsc_cosmos_35.npz")  # the real HSC blend shipped with vermilion
 TARGET_S = 1.0
 # Packages that must never load on `import vermilion` (and that we want to see if they do).
 HEAVY = (

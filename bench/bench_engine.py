@@ -21,10 +21,10 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
+import vermilion.data
 from vermilion.core import (
     Blend,
     Observation,
@@ -33,10 +33,10 @@ from vermilion.core import (
     weight_sources,
 )
 
-HSC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsc_cosmos_35.npz"
+HSC = vermilion.data.path("hsc_cosmos_35.npz")  # the real HSC blend shipped with vermilion
 TARGET_ITER_MS = {"hsc": 2.6, "sim250": 25.0}
 TARGET_INIT_S = {"sim250": 0.5}
-# The Rubin pipelines' engine on the same machine kind (shared/reference/peer-figures.md).
+# The Rubin pipelines' engine on the same machine kind (docs/peer-figures.md).
 PEER = {
     "hsc e_rel 1e-2": "31 it, logL -9680, init 0.039 s, fit 0.207 s, 6.7 ms/it",
     "hsc e_rel 1e-4": "300 it, logL -8224, init 0.040 s, fit 1.956 s, 6.5 ms/it",

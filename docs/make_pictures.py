@@ -1,4 +1,4 @@
-"""Regenerate the pictures in docs/ from the HSC COSMOS blend in shared/data.
+"""Regenerate the pictures in docs/ from the HSC COSMOS blend shipped in vermilion.data.
 
 Run from the repository root: ``.venv/bin/python docs/make_pictures.py``.
 Writes docs/hsc_scene.png (model, rendered, observed, residual) and
@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 
+import vermilion.data
 from vermilion.core import (
     Blend,
     Observation,
@@ -27,11 +28,10 @@ from vermilion.core import (
 from vermilion.display import AsinhMapping, save_figure, show_scene, show_sources
 
 DOCS = Path(__file__).resolve().parent
-DATA = DOCS.parent.parent / "shared" / "data"
 
 
 def main() -> None:
-    data = np.load(DATA / "hsc_cosmos_35.npz")
+    data = np.load(vermilion.data.path("hsc_cosmos_35.npz"))
     bands = [str(b) for b in data["filters"]]
     observation = Observation(data["images"], data["variance"], psfs=data["psfs"], bands=bands)
     centers = [(int(c["y"]), int(c["x"])) for c in data["catalog"]]

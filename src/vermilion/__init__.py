@@ -142,7 +142,7 @@ def __getattr__(name: str) -> Any:
         return value
     module = _LAZY.get(name)
     if module is None:
-        if name in ("display", "io", "repo", "detect", "pipeline", "sim", "core", "cli"):
+        if name in ("display", "io", "repo", "detect", "pipeline", "sim", "core", "cli", "data"):
             return importlib.import_module(f"vermilion.{name}")
         raise AttributeError(f"module 'vermilion' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+import vermilion.data
 from vermilion.core import Box, FactorizedComponent, Observation, Source
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-HSC_35 = DATA / "hsc_cosmos_35.npz"
+#: The real HSC blends ship with the package (vermilion.data).
+HSC_35 = vermilion.data.path("hsc_cosmos_35.npz")
+HSC_COSMOS = vermilion.data.path("hsc_cosmos.npz")
 BANDS = ("g", "r", "i", "z", "y")
 
 

@@ -1,6 +1,6 @@
 """The real HSC blend (5 bands, 58 x 48 px, 7 peaks) with the reference settings.
 
-Reference figures (shared/reference/peer-figures.md, the Rubin pipelines' engine on
+Reference figures (docs/peer-figures.md, the Rubin pipelines' engine on
 the same blend): e_rel 1e-2 stops after 31 iterations with a final logL of -9680;
 e_rel 1e-4 runs to 300 iterations (not converged) and returns logL -8224.
 """
@@ -88,9 +88,9 @@ def test_reapportioned_fluxes_add_up(fit_1e2):
 
 def _cosmos_blend() -> tuple[Observation, list[tuple[int, int]]]:
     """The other real HSC blend (no variance plane: the noise is each band's robust rms)."""
-    from core_helpers import DATA
+    from core_helpers import HSC_COSMOS
 
-    with np.load(DATA / "hsc_cosmos.npz") as f:
+    with np.load(HSC_COSMOS) as f:
         images, psfs, catalog = f["images"], f["psfs"].astype(np.float32), f["catalog"]
         bands = tuple(str(b) for b in f["filters"])
     rms = [1.4826 * np.median(np.abs(b - np.median(b))) for b in images]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+import vermilion.data
 from vermilion.detect import SourceCatalog, detect_sources
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hsc_cosmos_35.npz"
+DATA = vermilion.data.path("hsc_cosmos_35.npz")
 
 # HSC pipeline mask planes of this file (not the vermilion convention)
 HSC_PLANES = {"BAD": 1, "SAT": 2, "INTRP": 4, "CR": 8, "EDGE": 16, "DETECTED": 32, "NO_DATA": 256}
@@ -17,8 +16,6 @@ HSC_PLANES = {"BAD": 1, "SAT": 2, "INTRP": 4, "CR": 8, "EDGE": 16, "DETECTED": 3
 
 @pytest.fixture(scope="module")
 def hsc():
-    if not DATA.exists():
-        pytest.skip(f"shared data not found: {DATA}")
     with np.load(DATA) as f:
         return {k: f[k] for k in f.files}
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+import vermilion.data
 from vermilion.core import Blend, Box, FactorizedComponent, Observation, Source
 from vermilion.core.psf import integrated_gaussian
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+#: Real data shipped with the package (the HSC blends).
+DATA = vermilion.data.path("hsc_cosmos_35.npz").parent
 BAND_NAMES = ("u", "g", "r", "i", "z", "y")
 
 

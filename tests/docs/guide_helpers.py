@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 GUIDE = DOCS / "guide"
-DATA = ROOT.parent / "shared" / "data"
+#: Real files kept in the repository (tests/data/README.md says where each comes from).
+DATA = ROOT / "tests" / "data"
 
 SHELL = ("bash", "sh", "shell", "console")
 #: Names a page's code may use that the test sets (the page assigns them visibly).

@@ -1,8 +1,8 @@
 """Every code block of the user guide (docs/guide) runs, on the demo repository.
 
 Each page's ``python`` blocks run in order in one namespace, with ``REPO`` (the
-demo repository), ``OUT`` (a folder for pictures) and ``DATA`` (the shared data
-folder) set by the test: the pages assign these names visibly and the test
+demo repository), ``OUT`` (a folder for pictures) and ``DATA`` (the repository's
+``tests/data`` folder) set by the test: the pages assign these names visibly and the test
 blanks those assignments out. Shell blocks run their ``vermilion`` commands
 through `vermilion.cli.main`, in the same working folder (which holds
 ``vermilion-demo/``). Blocks marked ``<!-- norun: why -->`` are not run; see

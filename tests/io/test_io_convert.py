@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import vermilion.data
 from vermilion.io import (
     BlendData,
     CubeComponentData,
@@ -24,14 +24,12 @@ core = pytest.importorskip("vermilion.core")
 if not hasattr(core, "NoDataObservation"):
     pytest.skip("vermilion.core has not landed yet", allow_module_level=True)
 
-HSC_35 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hsc_cosmos_35.npz"
+HSC_35 = vermilion.data.path("hsc_cosmos_35.npz")
 
 
 @pytest.fixture(scope="module")
 def fitted():
     """The HSC blend, initialized and fitted briefly; source ids and peak ids set."""
-    if not HSC_35.exists():
-        pytest.skip(f"{HSC_35} is not available")
     with np.load(HSC_35) as f:
         d = {k: f[k] for k in f.files}
     bands = tuple(str(b) for b in d["filters"])

@@ -30,7 +30,8 @@ from vermilion.repo import (
     open_repo,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+#: Real files kept in the repository (tests/data/README.md says where each comes from).
+DATA = Path(__file__).resolve().parents[1] / "data"
 COADD_RUN = "vermilion/coadd"
 DEBLEND_RUN = "vermilion/deblend"
 TRACT, PATCH = 1, 2
