@@ -11,9 +11,9 @@ from scipy.spatial import cKDTree
 from vermilion.detect import (
     DEFAULT_MASK_PLANES,
     SourceCatalog,
-    chi2_detection_image,
     detect_sources,
     estimate_background,
+    inverse_variance_coadd,
     psf_sigmas_from_images,
     unpack_source_id,
 )
@@ -56,23 +56,23 @@ def match(peaks, ty, tx, radius=2.0):
     return matched, used
 
 
-def test_chi2_detection_image_is_inverse_variance_mean():
+def test_inverse_variance_coadd_is_inverse_variance_mean():
     images = np.array([np.full((4, 5), 1.0), np.full((4, 5), 4.0)], np.float32)
     variance = np.array([np.full((4, 5), 1.0), np.full((4, 5), 3.0)], np.float32)
     images[1, 0, 0] = np.nan
     mask = np.zeros((2, 4, 5), np.int32)
     mask[0, 1, 1] = DEFAULT_MASK_PLANES["BAD"]
     variance[0, 2, 2] = 0.0  # no weight
-    coadd, weight = chi2_detection_image(images, variance, mask)
+    coadd, weight = inverse_variance_coadd(images, variance, mask)
     assert coadd[3, 4] == pytest.approx((1 + 4 / 3) / (1 + 1 / 3))
     assert weight[3, 4] == pytest.approx(4 / 3)
     assert coadd[0, 0] == 1.0 and weight[0, 0] == 1.0  # NaN band ignored
     assert coadd[1, 1] == 4.0 and weight[1, 1] == pytest.approx(1 / 3)
     assert coadd[2, 2] == 4.0
     with pytest.raises(ValueError, match="variance shape"):
-        chi2_detection_image(images, variance[:1])
+        inverse_variance_coadd(images, variance[:1])
     with pytest.raises(ValueError, match="unknown mask plane"):
-        chi2_detection_image(images, variance, mask, bad_mask_bits=("NOPE",))
+        inverse_variance_coadd(images, variance, mask, bad_mask_bits=("NOPE",))
 
 
 def test_crowded_settings_and_their_validation():
@@ -328,7 +328,7 @@ def test_vetting_drops_noise_peaks_on_a_wing_and_keeps_a_source_there():
 
 
 def test_psf_excess_snr_is_the_weighted_least_squares_amplitude_snr():
-    from vermilion.detect.detection import _psf_excess_snr
+    from vermilion.detect.vetting import _psf_excess_snr
 
     rng = np.random.default_rng(3)
     shape, sigma, (y, x), other = (40, 40), 1.6, (20, 21), (17, 24)

@@ -52,6 +52,7 @@ def _refs(root, run, name):
 
 
 def test_patches_deblend_into_the_repository_and_read_back(repo):
+    from vermilion.detect import DetectionConfig
     from vermilion.detect.detection import detect_sources
     from vermilion.repo import MultibandExposure
 
@@ -83,11 +84,13 @@ def test_patches_deblend_into_the_repository_and_read_back(repo):
     )
     expected_catalog, expected_models = DeblendTask(workers=1).run(mexp, parents)
     # deblend_patch adds where the data came from
-    expected_catalog.meta["detect_config"] = {}
     expected_models.metadata["skymap"] = SKYMAP
     assert catalog.equals(expected_catalog)
     assert model_data == expected_models
     assert catalog.meta["deblend_config"] == DeblendConfig().to_dict()
+    # the detection settings are recorded the same way
+    detect_config = DetectionConfig(mask_planes=mexp.mask_planes)
+    assert DetectionConfig.from_dict(catalog.meta["detect_config"]) == detect_config
     n_children = np.asarray(catalog["parent"]) != 0
     assert int(n_children.sum()) == summary.results[1].n_sources
     # one blend alone, through the read parameter

@@ -8,8 +8,11 @@ Main entry points
 -----------------
 `detect_sources`
     Multi-band images -> `SourceCatalog` of parents with footprints and peaks.
-`chi2_detection_image`
-    Inverse-variance weighted coadd of all bands.
+`DetectionConfig`
+    Every setting of `detect_sources`, recorded in the catalog's ``meta``.
+`inverse_variance_coadd`
+    Inverse-variance weighted coadd of all bands (not the engine's
+    `vermilion.core.chi2_detection_image`).
 `Footprint`, `HeavyFootprint`, `SpanSet`
     Pixel sets as row runs (x1 inclusive) with peaks (and pixel values).
 `SourceCatalog`, `SourceRecord`
@@ -23,15 +26,17 @@ from __future__ import annotations
 from vermilion._lazy import lazy_exports
 
 _EXPORTS = {
-    "DEFAULT_MASK_PLANES": "detection",
-    "DetectionMaps": "detection",
-    "chi2_detection_image": "detection",
+    "DEFAULT_MASK_PLANES": "maps",
+    "DETECT_CONFIG_KEY": "config",
+    "DetectionConfig": "config",
+    "DetectionMaps": "maps",
     "detect_sources": "detection",
-    "detection_maps": "detection",
-    "estimate_background": "detection",
-    "mask_bits": "detection",
-    "psf_sigma_from_images": "detection",
-    "psf_sigmas_from_images": "detection",
+    "detection_maps": "maps",
+    "estimate_background": "background",
+    "inverse_variance_coadd": "maps",
+    "mask_bits": "maps",
+    "psf_sigma_from_images": "maps",
+    "psf_sigmas_from_images": "maps",
     "PEAK_DTYPE": "footprint",
     "Footprint": "footprint",
     "HeavyFootprint": "footprint",

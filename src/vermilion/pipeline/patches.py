@@ -217,7 +217,9 @@ def deblend_patch(
     mp_context
         Start method of those processes.
     detect_kwargs
-        Keyword arguments of `vermilion.detect.detect_sources`.
+        Keyword arguments of `vermilion.detect.detect_sources` (fields of
+        `vermilion.detect.DetectionConfig`); the whole config used is recorded in the
+        catalog's ``meta["detect_config"]``.
     raise_errors
         Raise instead of returning a ``"failed"`` result.
 
@@ -284,7 +286,6 @@ def deblend_patch(
         task = DeblendTask(config, workers=workers, mp_context=mp_context)
         catalog, model_data = task.run(mexp, parents)
         result.deblend_seconds = time.perf_counter() - t
-        catalog.meta["detect_config"] = {k: _plain(v) for k, v in kwargs.items()}
         model_data.metadata["skymap"] = skymap
         _count(result, catalog)
 
@@ -302,16 +303,6 @@ def deblend_patch(
         )
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return repr(value)
 
 
 def _count(result: PatchResult, catalog: Any) -> None:
