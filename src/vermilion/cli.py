@@ -10,12 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+# a light module (no butler, no astropy): `--help` stays fast
+from .repo.butler import DEFAULT_COADD_RUN
+
 __all__ = ["build_parser", "main"]
-
-
-#: Where ingested coadds go and where `vermilion deblend` looks for them
-#: (vermilion.repo.DEFAULT_COADD_RUN; spelled here to keep `--help` free of the butler).
-_COADD_RUN = "vermilion/coadd"
 
 
 def _bands(text: str) -> list[str]:
@@ -288,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
     r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
-    _ingest_target(r, _COADD_RUN)
+    _ingest_target(r, DEFAULT_COADD_RUN)
     r.add_argument("files", nargs="+", metavar="BAND=FILE", help="e.g. g=coadd_g.fits")
     r.set_defaults(func=_cmd_ingest_coadd)
     r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
@@ -296,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     r.set_defaults(func=_cmd_ingest_models)
     r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
-    _ingest_target(r, _COADD_RUN)
+    _ingest_target(r, DEFAULT_COADD_RUN)
     r.add_argument("--size", type=int, nargs=2, default=(1000, 1000), metavar=("H", "W"))
     r.add_argument("--bands", default="ugrizy")
     r.add_argument("--density", type=float, default=100.0)

@@ -15,17 +15,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vermilion.core.bbox import Box
+from vermilion.core.masks import MASK_PLANES
 
-from .errors import BBoxError, DataIdError, RepoError
-from .exposure import MASK_PLANES, Exposure, ImagePsf
-from .repository import (
+from .butler import (
     DEFAULT_COADD_RUN,
+    EXPOSURE_DATASET,
+    MODEL_DATASET,
+    TRUTH_DATASET,
     check_repo,
     default_skymap,
     get_skymap,
-    open_repo,
     repo_bands,
 )
+from .errors import BBoxError, DataIdError, RepoError
+from .psf import ImagePsf
+from .repository import open_repo
+from .single_band import Exposure
 
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler, DatasetRef
@@ -199,8 +204,8 @@ def ingest_arrays(
     refs = _store(butler, exposures, info, run, overwrite)
     if truth is not None:
         table = _as_table(truth)
-        refs["truth_catalog"] = _put(
-            butler, table, "truth_catalog", _patch_data_id(info), run, overwrite
+        refs[TRUTH_DATASET] = _put(
+            butler, table, TRUTH_DATASET, _patch_data_id(info), run, overwrite
         )
     return refs
 
@@ -236,7 +241,7 @@ def _store(
     for exp in exposures:
         _flag_non_finite(exp)
         data_id = {**_patch_data_id(info), "band": exp.band}
-        refs[exp.band] = _put(butler, exp, "deepCoadd_calexp", data_id, run, overwrite)
+        refs[exp.band] = _put(butler, exp, EXPOSURE_DATASET, data_id, run, overwrite)
     return refs
 
 
@@ -311,7 +316,7 @@ def ingest_model_data(
     *,
     skymap: str | None = None,
     transfer: str = "copy",
-    dataset_type: str = "deepCoadd_scarletModelData",
+    dataset_type: str = MODEL_DATASET,
 ) -> DatasetRef:
     """Ingest a model-data file as it is: our container (``.vmd``), Rubin ``.json`` or ``.scarlet``.
 
