@@ -58,6 +58,7 @@ __all__ = [
     "exposure_hdulist",
     "read_coadd",
     "read_exposure",
+    "read_psf_file",
     "write_exposure",
 ]
 
@@ -343,3 +344,35 @@ def _read_user_coadd(
     if band is None:
         band = hdul[0].header.get("BAND") or hdr.get("BAND") or hdr.get("FILTER")
     return ExposureParts(image, mask, variance, psf, box, band, planes, wcs=wcs)
+
+
+def read_psf_file(path: str | os.PathLike) -> ImagePsf:
+    """The PSF image in a FITS file: HDU ``PSF`` if there is one, else the first image HDU.
+
+    The image is ``(ph, pw)`` (odd sizes; normalised when evaluated), or a
+    ``(ny, nx, ph, pw)`` grid with ``PSFGY<i>``/``PSFGX<j>`` node cards as `write`
+    stores it.
+
+    Raises
+    ------
+    CorruptFileError
+        The file cannot be read or holds no image.
+    """
+    from astropy.io import fits
+
+    p = os.fspath(path)
+    try:
+        with fits.open(p, memmap=False) as hdul:
+            found = find_hdu(hdul, "PSF")
+            hdu = (
+                found[1]
+                if found is not None
+                else next((h for h in hdul if h.is_image and h.data is not None), None)
+            )
+            if hdu is None:
+                raise CorruptFileError(f"{p}: no PSF image; it holds {hdu_summary(hdul)}")
+            return psf_from_hdu(hdu.data, hdu.header)
+    except (RepoError, FileNotFoundError):
+        raise
+    except Exception as exc:
+        raise CorruptFileError(f"{p}: cannot read a PSF image ({exc})") from exc

@@ -168,9 +168,18 @@ def standard_mask_planes(
 
 
 def shifted_wcs(wcs: Any, dx: float, dy: float) -> Any:
-    """A copy of an astropy WCS whose pixel coordinates are shifted by ``(dx, dy)``."""
+    """A copy of an astropy WCS whose pixel coordinates are shifted by ``(dx, dy)``.
+
+    A SIP distortion keeps its own reference pixel: it is shifted too.
+    """
     out = wcs.deepcopy()
-    out.wcs.crpix = out.wcs.crpix + np.array([dx, dy])
+    shift = np.array([dx, dy], dtype=float)
+    out.wcs.crpix = out.wcs.crpix + shift
+    sip = out.sip
+    if sip is not None:
+        from astropy.wcs import Sip
+
+        out.sip = Sip(sip.a, sip.b, sip.ap, sip.bp, np.asarray(sip.crpix) + shift)
     return out
 
 
