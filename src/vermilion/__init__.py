@@ -74,7 +74,7 @@ _LAZY = {
     "ingest_model_data": "vermilion.repo",
     "SkyMap": "vermilion.repo",
     "RepoError": "vermilion.repo",
-    "MASK_PLANES": "vermilion.repo",
+    "MASK_PLANES": "vermilion.core",
     # pipeline
     "DeblendConfig": "vermilion.pipeline",
     "DeblendTask": "vermilion.pipeline",

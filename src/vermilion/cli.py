@@ -10,12 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+# a light module (no butler, no astropy): `--help` stays fast
+from .repo.butler import DEFAULT_COADD_RUN
+
 __all__ = ["build_parser", "main"]
-
-
-#: Where ingested coadds go and where `vermilion deblend` looks for them
-#: (vermilion.repo.DEFAULT_COADD_RUN; spelled here to keep `--help` free of the butler).
-_COADD_RUN = "vermilion/coadd"
 
 
 def _bands(text: str) -> list[str]:
@@ -72,16 +70,28 @@ def _cmd_repo_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _band_files(items: Sequence[str], what: str) -> dict[str, str]:
+    """``BAND=FILE`` arguments as band -> file."""
+    out = {}
+    for item in items:
+        band, sep, path = item.partition("=")
+        if not sep or not band or not path:
+            raise ValueError(f"expected {what}BAND=FILE, got {item!r}")
+        out[band] = path
+    return out
+
+
 def _cmd_ingest_coadd(args: argparse.Namespace) -> int:
     from .repo import ingest_coadd
 
-    files = {}
-    for item in args.files:
-        band, sep, path = item.partition("=")
-        if not sep or not band or not path:
-            raise ValueError(f"expected BAND=FILE, got {item!r}")
-        files[band] = path
-    refs = ingest_coadd(args.repo, files, tract=args.tract, patch=args.patch, run=args.run)
+    files = _band_files(args.files, "")
+    psfs = _band_files(args.psf or (), "--psf ")
+    unknown = sorted(set(psfs) - set(files))
+    if unknown:
+        raise ValueError(f"--psf names band(s) {unknown} that have no coadd file")
+    refs = ingest_coadd(
+        args.repo, files, tract=args.tract, patch=args.patch, run=args.run, psfs=psfs or None
+    )
     where = f"tract {args.tract}, patch {args.patch}"
     print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where})")
     return 0
@@ -288,15 +298,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
     r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
-    _ingest_target(r, _COADD_RUN)
-    r.add_argument("files", nargs="+", metavar="BAND=FILE", help="e.g. g=coadd_g.fits")
+    _ingest_target(r, DEFAULT_COADD_RUN)
+    r.add_argument(
+        "files",
+        nargs="+",
+        metavar="BAND=FILE",
+        help="e.g. g=coadd_g.fits: vermilion's layout, or an lsst.afw.image Exposure file",
+    )
+    r.add_argument(
+        "--psf",
+        action="append",
+        metavar="BAND=FILE",
+        help="a FITS file holding the PSF image of a band (repeat per band); needed for "
+        "afw exposures, whose PSF vermilion does not evaluate",
+    )
     r.set_defaults(func=_cmd_ingest_coadd)
     r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
     _ingest_target(r, "models")
     r.add_argument("file")
     r.set_defaults(func=_cmd_ingest_models)
     r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
-    _ingest_target(r, _COADD_RUN)
+    _ingest_target(r, DEFAULT_COADD_RUN)
     r.add_argument("--size", type=int, nargs=2, default=(1000, 1000), metavar=("H", "W"))
     r.add_argument("--bands", default="ugrizy")
     r.add_argument("--density", type=float, default=100.0)

@@ -17,6 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from vermilion.repo.butler import (
+    CATALOG_DATASET,
+    EXPOSURE_DATASET,
+    MODEL_DATASET,
+    default_collections,
+)
+
 __all__ = ["DemoSummary", "accuracy_against_truth", "run_demo", "write_patch_report"]
 
 DEMO_SKYMAP = "demo"
@@ -121,14 +128,6 @@ def accuracy_against_truth(catalog, truth, bands, max_sep: float = 2.0) -> dict[
     }
 
 
-def default_collections() -> list[str]:
-    """Where the deblender's outputs and the coadds are: its output run, then the coadds."""
-    from vermilion.pipeline.patches import DEFAULT_DEBLEND_RUN
-    from vermilion.repo import DEFAULT_COADD_RUN
-
-    return [DEFAULT_DEBLEND_RUN, DEFAULT_COADD_RUN]
-
-
 def _blend_info(blend, record) -> dict[str, Any]:
     flags = [
         name
@@ -166,10 +165,10 @@ def write_patch_report(
     from vermilion.repo import MultibandExposure, open_repo
 
     butler = open_repo(repo, collections=collections or default_collections())
-    catalog = butler.get("deepCoadd_deblendedCatalog", tract=tract, patch=patch)
-    reader = butler.get("deepCoadd_scarletModelData", tract=tract, patch=patch)
+    catalog = butler.get(CATALOG_DATASET, tract=tract, patch=patch)
+    reader = butler.get(MODEL_DATASET, tract=tract, patch=patch)
     mexposure = MultibandExposure.from_butler(
-        butler, reader.bands, "deepCoadd_calexp", tract=tract, patch=patch
+        butler, reader.bands, EXPOSURE_DATASET, tract=tract, patch=patch
     )
     ids = [int(i) for i in reader.blends]
     if max_blends is not None:
@@ -275,7 +274,7 @@ def run_demo(
         raise RuntimeError(f"deblending failed: {result.results[0].error}")
 
     butler = open_repo(repo, collections=default_collections())
-    catalog = butler.get("deepCoadd_deblendedCatalog", tract=DEMO_TRACT, patch=DEMO_PATCH)
+    catalog = butler.get(CATALOG_DATASET, tract=DEMO_TRACT, patch=DEMO_PATCH)
     parents = catalog[np.asarray(catalog["parent"]) == 0]
     children = catalog[np.asarray(catalog["parent"]) != 0]
     summary.blends = int(np.sum(np.asarray(parents["deblend_nChild"]) > 0))

@@ -27,6 +27,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vermilion.repo.butler import (
+    CATALOG_DATASET,
+    DEFAULT_COADD_RUN,
+    DEFAULT_DEBLEND_RUN,
+    EXPOSURE_DATASET,
+    MODEL_DATASET,
+    default_skymap,
+    repo_root,
+)
+
 from .config import DeblendConfig
 from .task import DeblendTask, default_workers
 
@@ -44,11 +54,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: Default output run of the deblender.
-DEFAULT_DEBLEND_RUN = "vermilion/deblend"
-CATALOG_DATASET = "deepCoadd_deblendedCatalog"
-MODEL_DATASET = "deepCoadd_scarletModelData"
-EXPOSURE_DATASET = "deepCoadd_calexp"
 _OUTPUTS = (MODEL_DATASET, CATALOG_DATASET)
 _LOCAL_SCHEDULERS = {
     "synchronous": "synchronous",
@@ -150,8 +155,6 @@ class DeblendSummary:
 def _repo_root(repo: Any) -> str:
     if isinstance(repo, str | os.PathLike):
         return os.fspath(repo)
-    from vermilion.repo.repository import repo_root
-
     return repo_root(repo)
 
 
@@ -228,8 +231,7 @@ def deblend_patch(
     PatchResult
     """
     from vermilion.detect.detection import detect_sources
-    from vermilion.repo import DEFAULT_COADD_RUN, MultibandExposure, open_repo
-    from vermilion.repo.repository import default_skymap
+    from vermilion.repo import MultibandExposure, open_repo
 
     start = time.perf_counter()
     result = PatchResult(int(tract), int(patch), "failed")

@@ -27,6 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vermilion.repo.butler import (
+    CATALOG_DATASET,
+    EXPOSURE_DATASET,
+    MODEL_DATASET,
+    butler_errors,
+    check_repo,
+    default_collections,
+    default_skymap,
+)
+
 from .config import CONFIG_KEY, DeblendConfig
 
 if TYPE_CHECKING:
@@ -46,22 +56,10 @@ __all__ = [
     "warm_restart",
 ]
 
-CATALOG_DATASET = "deepCoadd_deblendedCatalog"
-MODEL_DATASET = "deepCoadd_scarletModelData"
-EXPOSURE_DATASET = "deepCoadd_calexp"
-
-
-def _default_collections() -> list[str]:
-    from vermilion.repo import DEFAULT_COADD_RUN
-
-    from .patches import DEFAULT_DEBLEND_RUN
-
-    return [DEFAULT_DEBLEND_RUN, DEFAULT_COADD_RUN]
-
 
 def _collections(collections: str | Sequence[str] | None) -> list[str]:
     if collections is None:
-        return _default_collections()
+        return default_collections()
     if isinstance(collections, str):
         return [collections]
     return [str(c) for c in collections]
@@ -70,7 +68,6 @@ def _collections(collections: str | Sequence[str] | None) -> list[str]:
 def _open(repo: Any, collections: list[str] | None, writeable: bool = False) -> Butler:
     """A butler of ``repo`` (a path, or a Butler used as it is)."""
     from vermilion.repo import open_repo
-    from vermilion.repo.repository import check_repo
 
     if isinstance(repo, str | os.PathLike):
         kwargs = {} if collections is None else {"collections": collections}
@@ -111,8 +108,6 @@ class BlendLoader:
         collections: str | Sequence[str] | None = None,
         skymap: str | None = None,
     ) -> None:
-        from vermilion.repo.repository import default_skymap
-
         self.collections = _collections(collections)
         self.butler = _open(repo, self.collections)
         self.skymap = skymap or default_skymap(self.butler)
@@ -200,12 +195,11 @@ class BlendLoader:
     def exposure(self, bbox: Any, bands: Sequence[str]) -> MultibandExposure:
         """The cutout of ``bbox`` in every band (one resolved get per band)."""
         from vermilion.repo import MultibandExposure
-        from vermilion.repo.repository import _butler_errors
 
         exposures = []
         for band in bands:
             ref = self._ref(EXPOSURE_DATASET, band=band)
-            with _butler_errors(
+            with butler_errors(
                 self.butler, EXPOSURE_DATASET, {**self.data_id, "band": band}, self.collections
             ):
                 exposures.append(self.butler.get(ref, parameters={"bbox": bbox}))
@@ -525,7 +519,6 @@ def save_blend(
     from lsst.daf.butler import CollectionType
 
     from vermilion.io import ModelData, blend_to_data
-    from vermilion.repo.repository import default_skymap
 
     bid = int(blend_id)
     butler = _open(butler_or_path, None, writeable=True)

@@ -1,7 +1,9 @@
 """vermilion.repo: data repositories on the Rubin data butler (``lsst-daf-butler``).
 
-Exposures (`Exposure`, `MultibandExposure`, `ImagePsf`), a simple `SkyMap`, and
-functions that create repositories and put coadds into them. Names are loaded on
+Exposures (`Exposure`, `MultibandExposure`, `ImagePsf`; vermilion's FITS files and
+``lsst.afw.image`` ones), a simple `SkyMap`, functions that create repositories and
+put coadds into them, and `vermilion.repo.butler`: the dataset-type names, default
+runs and reads every other part of vermilion uses. Names are loaded on
 first use, so that ``import vermilion.repo`` imports neither the butler nor astropy.
 """
 
@@ -16,26 +18,36 @@ _WHERE = {
         "DataIdError",
         "DatasetMissingError",
         "FormatVersionError",
+        "PsfMissingError",
         "RepoError",
         "RepoVersionError",
     ),
-    "exposure": ("MASK_PLANES", "Exposure", "ImagePsf", "MultibandExposure"),
+    "psf": ("ImagePsf",),
+    "single_band": ("Exposure",),
+    "multiband": ("MultibandExposure",),
     "skymap": ("PatchInfo", "SkyMap", "TractInfo"),
-    "repository": (
-        "DATASET_TYPES",
+    "butler": (
+        "CATALOG_DATASET",
         "DEFAULT_COADD_RUN",
+        "DEFAULT_DEBLEND_RUN",
+        "EXPOSURE_DATASET",
+        "MODEL_DATASET",
         "REPO_VERSION",
         "SKYMAP_RUN",
         "check_repo",
-        "create_repo",
+        "default_collections",
         "default_skymap",
-        "describe_repo",
         "get_exposures",
         "get_skymap",
-        "open_repo",
-        "register_skymap",
         "repo_bands",
         "repo_root",
+    ),
+    "repository": (
+        "DATASET_TYPES",
+        "create_repo",
+        "describe_repo",
+        "open_repo",
+        "register_skymap",
     ),
     "ingest": ("ingest_arrays", "ingest_coadd", "ingest_model_data"),
 }

@@ -8,6 +8,7 @@ __all__ = [
     "DataIdError",
     "DatasetMissingError",
     "FormatVersionError",
+    "PsfMissingError",
     "RepoError",
     "RepoVersionError",
 ]
@@ -39,3 +40,7 @@ class FormatVersionError(RepoError, ValueError):
 
 class BBoxError(RepoError, ValueError):
     """A requested box is not inside the image it should be cut from."""
+
+
+class PsfMissingError(RepoError, ValueError):
+    """An exposure has no PSF vermilion can evaluate, and none was given (``psf=``)."""

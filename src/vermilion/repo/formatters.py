@@ -77,7 +77,7 @@ class ExposureFormatter(_VermilionFormatter):
     def read_from_local_file(
         self, path: str, component: str | None = None, expected_size: int = -1
     ) -> Any:
-        from .exposure import Exposure
+        from .single_band import Exposure
 
         params = self.file_descriptor.parameters or {}
         unknown = set(params) - {"bbox"}
@@ -226,7 +226,7 @@ class ExposureDelegate(StorageClassDelegate):
         return getattr(composite, componentName)
 
     def assemble(self, components: dict[str, Any], pytype: type | None = None) -> Any:
-        from .exposure import Exposure
+        from .single_band import Exposure
 
         return Exposure(
             components["image"],

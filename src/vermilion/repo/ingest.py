@@ -15,17 +15,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vermilion.core.bbox import Box
+from vermilion.core.masks import MASK_PLANES
 
-from .errors import BBoxError, DataIdError, RepoError
-from .exposure import MASK_PLANES, Exposure, ImagePsf
-from .repository import (
+from .butler import (
     DEFAULT_COADD_RUN,
+    EXPOSURE_DATASET,
+    MODEL_DATASET,
+    TRUTH_DATASET,
     check_repo,
     default_skymap,
     get_skymap,
-    open_repo,
     repo_bands,
 )
+from .errors import BBoxError, DataIdError, RepoError
+from .exposure_fits import read_psf_file
+from .psf import ImagePsf
+from .repository import open_repo
+from .single_band import Exposure
 
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler, DatasetRef
@@ -199,8 +205,8 @@ def ingest_arrays(
     refs = _store(butler, exposures, info, run, overwrite)
     if truth is not None:
         table = _as_table(truth)
-        refs["truth_catalog"] = _put(
-            butler, table, "truth_catalog", _patch_data_id(info), run, overwrite
+        refs[TRUTH_DATASET] = _put(
+            butler, table, TRUTH_DATASET, _patch_data_id(info), run, overwrite
         )
     return refs
 
@@ -236,7 +242,7 @@ def _store(
     for exp in exposures:
         _flag_non_finite(exp)
         data_id = {**_patch_data_id(info), "band": exp.band}
-        refs[exp.band] = _put(butler, exp, "deepCoadd_calexp", data_id, run, overwrite)
+        refs[exp.band] = _put(butler, exp, EXPOSURE_DATASET, data_id, run, overwrite)
     return refs
 
 
@@ -257,10 +263,11 @@ def ingest_coadd(
     *,
     skymap: str | None = None,
     overwrite: bool = False,
+    psfs: Mapping[str, Any] | None = None,
 ) -> dict[str, DatasetRef]:
     """Store user coadds, one FITS file per band, as ``deepCoadd_calexp``.
 
-    Each file follows the layout of `vermilion.repo.exposure` (HDUs ``IMAGE``,
+    Each file follows the layout of `vermilion.repo.exposure_fits` (HDUs ``IMAGE``,
     ``MASK`` (optional), ``VARIANCE`` (or ``VAR``, or ``IVAR`` inverse variance),
     ``PSF`` as an image HDU); compressed HDUs are fine (they are stored
     uncompressed). The file's origin comes from ``LTV1``/``LTV2`` when present,
@@ -268,10 +275,27 @@ def ingest_coadd(
     be the same in every band. Without a WCS in the file the tract's is used. Mask
     bits are remapped to `MASK_PLANES` by plane name (other planes get bits from 16).
 
+    A file may also be an ``lsst.afw.image`` Exposure or MaskedImage (HDUs
+    ``IMAGE``, ``MASK``, ``VARIANCE``; see `vermilion.repo.afw_exposure`). Its PSF
+    (in the afw archive, e.g. a coadd's ``CoaddPsf``) is not evaluated: give it in
+    ``psfs``.
+
+    Parameters
+    ----------
+    psfs
+        Band -> PSF, replacing the file's: an `ImagePsf`, a ``(ph, pw)`` image, or
+        the path of a FITS file holding the PSF image (`read_psf_file`). Required
+        for afw files.
+
     Returns
     -------
     dict
         Band -> ``DatasetRef``.
+
+    Raises
+    ------
+    PsfMissingError
+        A band's file carries no PSF vermilion can read and ``psfs`` has none.
     """
     if not files_by_band:
         raise ValueError("No files to ingest")
@@ -281,7 +305,10 @@ def ingest_coadd(
     info = _patch_info(butler, skymap, tract, patch)
     exposures = []
     for band, path in files_by_band.items():
-        exp = Exposure.from_fits(path, band=str(band), origin=info.outer_bbox.origin)
+        psf = (psfs or {}).get(band)
+        if isinstance(psf, str | os.PathLike):
+            psf = read_psf_file(psf)
+        exp = Exposure.from_fits(path, band=str(band), origin=info.outer_bbox.origin, psf=psf)
         if exp.psf is None:
             raise RepoError(f"{os.fspath(path)}: no PSF")
         where = f"{os.fspath(path)} (band {band!r})"
@@ -311,7 +338,7 @@ def ingest_model_data(
     *,
     skymap: str | None = None,
     transfer: str = "copy",
-    dataset_type: str = "deepCoadd_scarletModelData",
+    dataset_type: str = MODEL_DATASET,
 ) -> DatasetRef:
     """Ingest a model-data file as it is: our container (``.vmd``), Rubin ``.json`` or ``.scarlet``.
 
