@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.bbox import Box
+from ..core.masks import MASK_PLANES
+from ..core.measure import scene_blendedness
 
 __all__ = [
     "DEFAULT_BLEND_BINS",
@@ -193,21 +195,7 @@ def blendedness(source_images: Sequence, shape: tuple[int, int] | None = None) -
         if b.overlaps(frame):
             a, c = frame.overlapped_slices(b)
             total[(slice(None), *a)] += s.image[(slice(None), *c)]
-    return _blendedness_against(source_images, boxes, total, frame)
-
-
-def _blendedness_against(source_images, boxes, total: np.ndarray, frame: Box) -> np.ndarray:
-    """Blendedness of each source against ``total``, the scene ``(bands, H, W)`` on ``frame``."""
-    out = np.zeros(len(source_images))
-    for k, (s, b) in enumerate(zip(source_images, boxes)):
-        if not b.overlaps(frame):
-            continue
-        a, c = frame.overlapped_slices(b)
-        mine = s.image[(slice(None), *c)].astype(np.float64)
-        self_ = np.sum(mine**2)
-        cross = np.sum(mine * total[(slice(None), *a)])
-        out[k] = 1 - self_ / cross if cross > 0 else 0.0
-    return np.clip(out, 0.0, 1.0)
+    return scene_blendedness([s.image for s in source_images], boxes, total, frame)
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,34 +515,9 @@ def evaluate(
             raise ValueError(f"child {k} needs numeric 'x' and 'y'") from None
     ti, ci, sep = match_to_truth(txy, cxy, max_sep)
 
-    # Truth per-source quantities.
-    tsi = None
-    if source_images is not None:
-        tsi = [
-            _clip(np.asarray(s.image), _as_box(s.box, np.asarray(s.image), "box"), clip)
-            for s in source_images
-        ]
-    snr_b = (
-        np.stack([_column(truth, f"snr_{b}") for b in bands], axis=1)
-        if all(_column(truth, f"snr_{b}") is not None for b in bands) and n
-        else None
+    tsi, snr_b, snr, blend, valid = _truth_quantities(
+        truth, bands, n, source_images, image_shape, clip, rms
     )
-    if snr_b is None:
-        snr_b = np.full((n, nb), np.nan)
-        if tsi is not None and rms is not None:
-            for k, (im, _) in enumerate(tsi):
-                snr_b[k] = np.sqrt(np.sum(im.astype(np.float64) ** 2, axis=(1, 2))) / rms
-    snr = _column(truth, "snr")
-    snr = np.sqrt(np.sum(snr_b**2, axis=1)) if snr is None else snr.astype(float)
-    blend = _column(truth, "blendedness")
-    if blend is None:
-        blend = (
-            blendedness(source_images, image_shape)
-            if source_images is not None
-            else np.full(n, np.nan)
-        )
-    valid = _column(truth, "in_no_data")
-    valid = np.ones(n, bool) if valid is None else ~valid.astype(bool)
     nn = nearest_neighbour_distance(txy)
 
     # Per match.
@@ -593,15 +556,7 @@ def evaluate(
     with np.errstate(divide="ignore", invalid="ignore"):
         err_model = model_flux / true_flux - 1
         err_flux = flux / true_flux - 1
-    child_snr = np.full(len(children), np.nan)
-    if rms is not None:
-        for k, c in enumerate(children):
-            if c.get("model") is not None:
-                mim = np.asarray(c["model"])
-                mim, _ = _clip(mim, _as_box(c.get("model_box"), mim, "model_box"), clip)
-                child_snr[k] = np.sqrt(
-                    np.sum(np.sum(mim.astype(np.float64) ** 2, axis=(1, 2)) / rms**2)
-                )
+    child_snr = _child_snr(children, rms, clip)
     t_matched = np.zeros(n, bool)
     t_matched[ti] = True
     c_matched = np.zeros(len(children), bool)
@@ -630,6 +585,56 @@ def evaluate(
         residual=residual,
         psf_fwhm_px=None if psf_fwhm_px is None else np.asarray(psf_fwhm_px, float),
     )
+
+
+def _truth_quantities(truth, bands, n, source_images, image_shape, clip, rms):
+    """The truth's images clipped to the image, S/N per band and in all, blendedness, validity.
+
+    Taken from the truth table where it has them, else measured on ``source_images``.
+    """
+    nb = len(bands)
+    tsi = None
+    if source_images is not None:
+        tsi = [
+            _clip(np.asarray(s.image), _as_box(s.box, np.asarray(s.image), "box"), clip)
+            for s in source_images
+        ]
+    snr_b = (
+        np.stack([_column(truth, f"snr_{b}") for b in bands], axis=1)
+        if all(_column(truth, f"snr_{b}") is not None for b in bands) and n
+        else None
+    )
+    if snr_b is None:
+        snr_b = np.full((n, nb), np.nan)
+        if tsi is not None and rms is not None:
+            for k, (im, _) in enumerate(tsi):
+                snr_b[k] = np.sqrt(np.sum(im.astype(np.float64) ** 2, axis=(1, 2))) / rms
+    snr = _column(truth, "snr")
+    snr = np.sqrt(np.sum(snr_b**2, axis=1)) if snr is None else snr.astype(float)
+    blend = _column(truth, "blendedness")
+    if blend is None:
+        blend = (
+            blendedness(source_images, image_shape)
+            if source_images is not None
+            else np.full(n, np.nan)
+        )
+    valid = _column(truth, "in_no_data")
+    valid = np.ones(n, bool) if valid is None else ~valid.astype(bool)
+    return tsi, snr_b, snr, blend, valid
+
+
+def _child_snr(children, rms, clip) -> np.ndarray:
+    """Optimal S/N of every child's model against the sky noise (nan without one)."""
+    child_snr = np.full(len(children), np.nan)
+    if rms is not None:
+        for k, c in enumerate(children):
+            if c.get("model") is not None:
+                mim = np.asarray(c["model"])
+                mim, _ = _clip(mim, _as_box(c.get("model_box"), mim, "model_box"), clip)
+                child_snr[k] = np.sqrt(
+                    np.sum(np.sum(mim.astype(np.float64) ** 2, axis=(1, 2)) / rms**2)
+                )
+    return child_snr
 
 
 def _colour(f: np.ndarray) -> np.ndarray:
@@ -664,8 +669,6 @@ def truth_children(patch, reapportion: bool = True) -> list[dict]:
     to the true images (as a deblender re-apportions flux; zero on BAD and NO_DATA pixels); on
     a noiseless scene it equals the true image. Needs ``return_source_images=True``.
     """
-    from .simulate import MASK_PLANES
-
     if patch.source_images is None:
         raise ValueError("truth_children needs a patch simulated with return_source_images=True")
     full = patch.bbox
