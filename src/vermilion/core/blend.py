@@ -12,7 +12,7 @@ from .image import Image
 from .observation import Observation
 from .source import Source
 
-__all__ = ["Blend", "FitDivergenceError"]
+__all__ = ["Blend", "FitDivergenceError", "LiteBlend"]
 
 
 class FitDivergenceError(ArithmeticError):
@@ -378,3 +378,7 @@ class Blend:
 
     def __repr__(self) -> str:
         return f"Blend(sources={len(self.sources)}, bbox={self.bbox}, it={self.it})"
+
+
+#: Rubin's name of `Blend` (``lsst.scarlet.lite.Blend`` as imported by meas_extensions_scarlet).
+LiteBlend = Blend

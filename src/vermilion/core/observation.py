@@ -13,6 +13,8 @@ from .psf import difference_kernels, integrated_gaussian, validate_psfs
 
 __all__ = [
     "Convolver",
+    "DummyObservation",
+    "LiteObservation",
     "NoDataObservation",
     "Observation",
     "estimate_noise_rms",
@@ -310,6 +312,10 @@ class Observation:
         return f"{type(self).__name__}(bands={self.bands}, bbox={self.bbox})"
 
 
+#: Rubin's name of `Observation` (``lsst.scarlet.lite.Observation``).
+LiteObservation = Observation
+
+
 class NoDataObservation(Observation):
     """An observation with PSFs and a box but no pixels (the LSST ``DummyObservation``).
 
@@ -350,6 +356,10 @@ class NoDataObservation(Observation):
 
     def log_likelihood(self, model, rendered: bool = False) -> float:
         self._no_data("compute a likelihood")
+
+
+#: Rubin / scarlet-lite name of `NoDataObservation`.
+DummyObservation = NoDataObservation
 
 
 def observation_from_exposure(

@@ -20,32 +20,79 @@ Main entry points
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vermilion._lazy import lazy_exports
 
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .catalog import FLAG_COLUMNS, STANDARD_COLUMNS, SourceCatalog, SourceRecord
+    from .detection import (
+        DEFAULT_MASK_PLANES,
+        DetectionMaps,
+        chi2_detection_image,
+        detect_sources,
+        detection_maps,
+        estimate_background,
+        mask_bits,
+        psf_sigma_from_images,
+        psf_sigmas_from_images,
+    )
+    from .footprint import PEAK_DTYPE, Footprint, HeavyFootprint, SpanSet, make_peaks
+    from .ids import make_source_id, unpack_source_id
+
+__all__ = [
+    "DEFAULT_MASK_PLANES",
+    "FLAG_COLUMNS",
+    "PEAK_DTYPE",
+    "STANDARD_COLUMNS",
+    "DetectionMaps",
+    "Footprint",
+    "HeavyFootprint",
+    "SourceCatalog",
+    "SourceRecord",
+    "SpanSet",
+    "chi2_detection_image",
+    "detect_sources",
+    "detection_maps",
+    "estimate_background",
+    "make_peaks",
+    "make_source_id",
+    "mask_bits",
+    "psf_sigma_from_images",
+    "psf_sigmas_from_images",
+    "unpack_source_id",
+]
+
+#: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
 _EXPORTS = {
-    "DEFAULT_MASK_PLANES": "detection",
-    "DetectionMaps": "detection",
-    "chi2_detection_image": "detection",
-    "detect_sources": "detection",
-    "detection_maps": "detection",
-    "estimate_background": "detection",
-    "mask_bits": "detection",
-    "psf_sigma_from_images": "detection",
-    "psf_sigmas_from_images": "detection",
-    "PEAK_DTYPE": "footprint",
-    "Footprint": "footprint",
-    "HeavyFootprint": "footprint",
-    "SpanSet": "footprint",
-    "make_peaks": "footprint",
-    "FLAG_COLUMNS": "catalog",
-    "STANDARD_COLUMNS": "catalog",
-    "SourceCatalog": "catalog",
-    "SourceRecord": "catalog",
-    "make_source_id": "ids",
-    "unpack_source_id": "ids",
+    "detection": (
+        "DEFAULT_MASK_PLANES",
+        "DetectionMaps",
+        "chi2_detection_image",
+        "detect_sources",
+        "detection_maps",
+        "estimate_background",
+        "mask_bits",
+        "psf_sigma_from_images",
+        "psf_sigmas_from_images",
+    ),
+    "footprint": (
+        "PEAK_DTYPE",
+        "Footprint",
+        "HeavyFootprint",
+        "SpanSet",
+        "make_peaks",
+    ),
+    "catalog": (
+        "FLAG_COLUMNS",
+        "STANDARD_COLUMNS",
+        "SourceCatalog",
+        "SourceRecord",
+    ),
+    "ids": (
+        "make_source_id",
+        "unpack_source_id",
+    ),
 }
-
-__all__ = sorted(_EXPORTS)
-
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

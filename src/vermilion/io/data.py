@@ -876,6 +876,10 @@ class ModelData:
         )
 
 
+#: Rubin's name of `ModelData` (``lsst.scarlet.lite.io.ScarletModelData``).
+ScarletModelData = ModelData
+
+
 # ---- helpers of ModelData.update_catalog_footprints ------------------------------------
 
 

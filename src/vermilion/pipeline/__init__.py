@@ -10,9 +10,31 @@ imports astropy (catalogs) and the patch runner the butler and Dask only when ru
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vermilion._lazy import lazy_exports
 
-from .config import CONFIG_KEY, DeblendConfig
+from .config import CONFIG_KEY, DeblendConfig, ScarletDeblendConfig
+
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .patches import (
+        DEFAULT_DEBLEND_RUN,
+        DeblendSummary,
+        PatchResult,
+        add_deblend_arguments,
+        deblend_patch,
+        deblend_patches,
+        main_deblend,
+    )
+    from .restart import (
+        BlendLoader,
+        add_source,
+        load_blend,
+        restart_config,
+        save_blend,
+        warm_restart,
+    )
+    from .task import DeblendTask
 
 __all__ = [
     "CONFIG_KEY",
@@ -22,6 +44,7 @@ __all__ = [
     "DeblendSummary",
     "DeblendTask",
     "PatchResult",
+    "ScarletDeblendConfig",
     "add_deblend_arguments",
     "add_source",
     "deblend_patch",
@@ -33,22 +56,26 @@ __all__ = [
     "warm_restart",
 ]
 
-_MODULE_OF = {
-    "DeblendTask": "task",
-    "DEFAULT_DEBLEND_RUN": "patches",
-    "DeblendSummary": "patches",
-    "PatchResult": "patches",
-    "add_deblend_arguments": "patches",
-    "deblend_patch": "patches",
-    "deblend_patches": "patches",
-    "main_deblend": "patches",
-    "BlendLoader": "restart",
-    "add_source": "restart",
-    "load_blend": "restart",
-    "restart_config": "restart",
-    "save_blend": "restart",
-    "warm_restart": "restart",
+#: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
+_EXPORTS = {
+    "task": ("DeblendTask",),
+    "patches": (
+        "DEFAULT_DEBLEND_RUN",
+        "DeblendSummary",
+        "PatchResult",
+        "add_deblend_arguments",
+        "deblend_patch",
+        "deblend_patches",
+        "main_deblend",
+    ),
+    "restart": (
+        "BlendLoader",
+        "add_source",
+        "load_blend",
+        "restart_config",
+        "save_blend",
+        "warm_restart",
+    ),
 }
 
-
-__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

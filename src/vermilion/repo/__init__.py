@@ -7,9 +7,76 @@ first use, so that ``import vermilion.repo`` imports neither the butler nor astr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vermilion._lazy import lazy_exports
 
-_WHERE = {
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .errors import (
+        BBoxError,
+        CorruptFileError,
+        DataIdError,
+        DatasetMissingError,
+        FormatVersionError,
+        RepoError,
+        RepoVersionError,
+    )
+    from .exposure import MASK_PLANES, Exposure, ImagePsf, MultibandExposure
+    from .ingest import ingest_arrays, ingest_coadd, ingest_model_data
+    from .repository import (
+        DATASET_TYPES,
+        DEFAULT_COADD_RUN,
+        REPO_VERSION,
+        SKYMAP_RUN,
+        check_repo,
+        create_repo,
+        default_skymap,
+        describe_repo,
+        get_exposures,
+        get_skymap,
+        open_repo,
+        register_skymap,
+        repo_bands,
+        repo_root,
+    )
+    from .skymap import PatchInfo, SkyMap, TractInfo
+
+__all__ = [
+    "DATASET_TYPES",
+    "DEFAULT_COADD_RUN",
+    "MASK_PLANES",
+    "REPO_VERSION",
+    "SKYMAP_RUN",
+    "BBoxError",
+    "CorruptFileError",
+    "DataIdError",
+    "DatasetMissingError",
+    "Exposure",
+    "FormatVersionError",
+    "ImagePsf",
+    "MultibandExposure",
+    "PatchInfo",
+    "RepoError",
+    "RepoVersionError",
+    "SkyMap",
+    "TractInfo",
+    "check_repo",
+    "create_repo",
+    "default_skymap",
+    "describe_repo",
+    "get_exposures",
+    "get_skymap",
+    "ingest_arrays",
+    "ingest_coadd",
+    "ingest_model_data",
+    "open_repo",
+    "register_skymap",
+    "repo_bands",
+    "repo_root",
+]
+
+#: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
+_EXPORTS = {
     "errors": (
         "BBoxError",
         "CorruptFileError",
@@ -19,8 +86,17 @@ _WHERE = {
         "RepoError",
         "RepoVersionError",
     ),
-    "exposure": ("MASK_PLANES", "Exposure", "ImagePsf", "MultibandExposure"),
-    "skymap": ("PatchInfo", "SkyMap", "TractInfo"),
+    "exposure": (
+        "MASK_PLANES",
+        "Exposure",
+        "ImagePsf",
+        "MultibandExposure",
+    ),
+    "skymap": (
+        "PatchInfo",
+        "SkyMap",
+        "TractInfo",
+    ),
     "repository": (
         "DATASET_TYPES",
         "DEFAULT_COADD_RUN",
@@ -37,10 +113,11 @@ _WHERE = {
         "repo_bands",
         "repo_root",
     ),
-    "ingest": ("ingest_arrays", "ingest_coadd", "ingest_model_data"),
+    "ingest": (
+        "ingest_arrays",
+        "ingest_coadd",
+        "ingest_model_data",
+    ),
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-__all__ = sorted(_MODULE_OF)
 
-
-__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
