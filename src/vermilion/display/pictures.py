@@ -16,10 +16,17 @@ import numpy as np
 from vermilion.core.files import atomic_write
 
 from .panels import draw_scene, draw_sources
+from .plot import show_scene, show_sources
 from .rgb import Mapping, img_to_rgb, residual_norm
 from .views import default_norm, observation_has_data, observed_images, on_box, resolve_sources
 
-__all__ = ["blend_thumbnail", "render_blend_pictures", "save_figure", "save_rgb"]
+__all__ = [
+    "blend_thumbnail",
+    "render_blend_pictures",
+    "save_blend_pictures",
+    "save_figure",
+    "save_rgb",
+]
 
 
 def save_figure(
@@ -225,3 +232,58 @@ def render_blend_pictures(
             axes=axes,
         )
     return save_figure(fig, out_path, dpi=dpi)
+
+
+def save_blend_pictures(blend, out_dir: str | os.PathLike, stem: str) -> list[Path]:
+    """The pictures of the Rubin "Working with scarlet-lite Models" steps for one blend.
+
+    ``<stem>_scene.png`` (model, rendered, observed and residual, 100 dpi),
+    ``<stem>_sources.png`` (every source's model, rendering, observation and spectrum)
+    and ``<stem>_sources_flux.png`` (the same for the re-apportioned flux; run
+    `weight_sources` first), 80 dpi, all with the `default_norm` of the blend.
+
+    Parameters
+    ----------
+    blend
+        A fitted blend with image data (and re-apportioned fluxes).
+    out_dir
+        Folder of the pictures (it must exist).
+    stem
+        Start of the file names, e.g. ``"blend_<id>"``.
+
+    Returns
+    -------
+    list of Path
+        The three pictures, in the order above.
+    """
+    out_dir = Path(out_dir)
+    # The seed's AsinhMapping(minimum=0, stretch=0.1, Q=10) suits HSC counts; our images
+    # are in nJy, so let the display tune the stretch to the data and its noise.
+    norm = default_norm(blend)
+    fig = show_scene(
+        blend,
+        norm=norm,
+        show_model=True,
+        show_rendered=True,
+        show_observed=True,
+        show_residual=True,
+        linear=False,
+        figsize=(12, 4),
+        pyplot=False,
+    )
+    pictures = [out_dir / f"{stem}_scene.png"]
+    fig.savefig(pictures[-1], dpi=100)
+    for use_flux in (False, True):
+        fig = show_sources(
+            blend,
+            norm=norm,
+            show_model=True,
+            show_rendered=True,
+            show_observed=True,
+            show_spectrum=True,
+            use_flux=use_flux,
+            pyplot=False,
+        )
+        pictures.append(out_dir / f"{stem}_sources{'_flux' if use_flux else ''}.png")
+        fig.savefig(pictures[-1], dpi=80)
+    return pictures

@@ -21,19 +21,20 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
         DEFAULT_DEBLEND_RUN,
         DeblendSummary,
         PatchResult,
-        add_deblend_arguments,
         deblend_patch,
         deblend_patches,
-        main_deblend,
     )
     from .restart import (
         BlendLoader,
         add_source,
+        default_collections,
         load_blend,
+        patch_blends,
         restart_config,
         save_blend,
         warm_restart,
     )
+    from .simulated import ingest_simulated_patch
     from .task import DeblendTask
 
 __all__ = [
@@ -45,12 +46,13 @@ __all__ = [
     "DeblendTask",
     "PatchResult",
     "ScarletDeblendConfig",
-    "add_deblend_arguments",
     "add_source",
     "deblend_patch",
     "deblend_patches",
+    "default_collections",
+    "ingest_simulated_patch",
     "load_blend",
-    "main_deblend",
+    "patch_blends",
     "restart_config",
     "save_blend",
     "warm_restart",
@@ -59,19 +61,20 @@ __all__ = [
 #: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
 _EXPORTS = {
     "task": ("DeblendTask",),
+    "simulated": ("ingest_simulated_patch",),
     "patches": (
         "DEFAULT_DEBLEND_RUN",
         "DeblendSummary",
         "PatchResult",
-        "add_deblend_arguments",
         "deblend_patch",
         "deblend_patches",
-        "main_deblend",
     ),
     "restart": (
         "BlendLoader",
         "add_source",
+        "default_collections",
         "load_blend",
+        "patch_blends",
         "restart_config",
         "save_blend",
         "warm_restart",

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_BLEND_BINS",
     "DEFAULT_SNR_BINS",
     "Evaluation",
+    "accuracy_against_truth",
     "blendedness",
     "concatenate",
     "evaluate",
@@ -646,6 +647,66 @@ def _colour(f: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 # Helpers for simulated patches
+
+
+def accuracy_against_truth(catalog, truth, bands, max_sep: float = 2.0) -> dict[str, float]:
+    """Accuracy of a deblended catalog: children matched to true sources by peak position.
+
+    The flux of a child is its re-apportioned flux (``deblend_reapportionedFlux_<band>``)
+    and the error is relative to the true flux, over all bands of the matched pairs.
+
+    Parameters
+    ----------
+    catalog
+        The deblended catalog (``parent``, ``peak_x``, ``peak_y`` and the flux columns).
+    truth
+        The simulation's truth table (``x``, ``y``, ``snr``, ``flux_<band>``).
+    bands
+        The bands to compare.
+    max_sep
+        Largest match distance in pixels.
+
+    Returns
+    -------
+    dict
+        ``matched`` (count), ``median_abs_flux_error``, ``median_abs_flux_error_snr20``
+        (true S/N > 20) and ``completeness_snr10`` (fraction of true sources of S/N > 10
+        matched); empty without children or truth.
+    """
+    children = catalog[np.asarray(catalog["parent"]) != 0]
+    if len(children) == 0 or len(truth) == 0:
+        return {}
+    t_xy = np.stack([np.asarray(truth["x"], float), np.asarray(truth["y"], float)], axis=1)
+    c_xy = np.stack(
+        [np.asarray(children["peak_x"], float), np.asarray(children["peak_y"], float)], axis=1
+    )
+    ti, ci, _ = match_to_truth(t_xy, c_xy, max_sep)
+    errors, errors20 = [], []
+    snr = np.asarray(truth["snr"], float)
+    for band in bands:
+        column = f"deblend_reapportionedFlux_{band}"
+        if column not in children.colnames:
+            continue
+        true = np.asarray(truth[f"flux_{band}"], float)[ti]
+        measured = np.asarray(children[column], float)[ci]
+        ok = true > 0
+        rel = np.abs(measured[ok] - true[ok]) / true[ok]
+        errors.append(rel)
+        errors20.append(rel[snr[ti][ok] > 20])
+    detectable = snr > 10
+    found = np.zeros(len(truth), bool)
+    found[ti] = True
+
+    def median(parts: list[np.ndarray]) -> float:
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        return float(np.median(values)) if values.size else np.nan
+
+    return {
+        "matched": float(len(ti)),
+        "median_abs_flux_error": median(errors),
+        "median_abs_flux_error_snr20": median(errors20),
+        "completeness_snr10": float(found[detectable].mean()) if detectable.any() else np.nan,
+    }
 
 
 def evaluate_patch(patch, children: Sequence[Mapping], max_sep: float = 2.0) -> Evaluation:
