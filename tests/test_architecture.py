@@ -385,3 +385,59 @@ def test_lazy_names_are_visible_to_type_checkers(name):
             assert getattr(package, attr) is getattr(source, attr), f"{name}.{attr}"
     for attr in package.__all__:
         getattr(package, attr)
+
+
+# ---- core's documentation -------------------------------------------------------------------
+
+
+def _own_nodes(function: ast.FunctionDef):
+    """The nodes of a function's body, not those of functions or classes defined in it."""
+    stack = list(function.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _undocumented(tree: ast.Module, module: str) -> list[str]:
+    out = []
+
+    def visit(body, owner: str) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                visit(node.body, f"{owner}.{node.name}")
+            elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                decorators = {getattr(d, "id", getattr(d, "attr", "")) for d in node.decorator_list}
+                if "setter" in decorators:
+                    continue
+                where = f"{owner}.{node.name}"
+                doc = ast.get_docstring(node) or ""
+                if not doc:
+                    out.append(f"{where}: no docstring")
+                    continue
+                if decorators & {"property", "cached_property"}:
+                    continue
+                args = node.args
+                takes = [a.arg for a in args.args + args.kwonlyargs if a.arg not in ("self", "cls")]
+                if (takes or args.vararg or args.kwarg) and "Parameters\n----------" not in doc:
+                    out.append(f"{where}: no Parameters section")
+                gives = any(
+                    isinstance(n, ast.Return)
+                    and n.value is not None
+                    and not (isinstance(n.value, ast.Constant) and n.value.value is None)
+                    for n in _own_nodes(node)
+                )
+                if gives and "Returns\n-------" not in doc and "Yields\n------" not in doc:
+                    out.append(f"{where}: no Returns section")
+
+    visit(tree.body, module)
+    return out
+
+
+def test_core_public_functions_and_properties_are_documented():
+    missing = []
+    for module, tree in TREES.items():
+        if _package(module) == "core":
+            missing += _undocumented(tree, module)
+    assert missing == []
