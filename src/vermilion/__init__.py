@@ -8,21 +8,25 @@ light: it never imports the butler, matplotlib, GalSim, Dask or astropy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from .core import (
+    MASK_PLANES,
     AdaproxParameter,
     Blend,
     Box,
     Chi2InitParameters,
     Component,
     CubeComponent,
+    DummyObservation,
     FactorizedComponent,
     FistaParameter,
     FitDivergenceError,
     FixedParameter,
     Image,
+    LiteBlend,
+    LiteObservation,
     NoDataObservation,
     Observation,
     Parameter,
@@ -33,6 +37,7 @@ from .core import (
     init_fista_component,
     init_main_source,
     integrated_gaussian,
+    mask_bits,
     parameterize_sources,
     relative_step,
     weight_sources,
@@ -40,115 +45,196 @@ from .core import (
 
 __version__ = "0.1.0"
 
-#: Names imported on first access: name -> module.
-_LAZY = {
-    # catalogs and detection
-    "Footprint": "vermilion.detect",
-    "HeavyFootprint": "vermilion.detect",
-    "SourceCatalog": "vermilion.detect",
-    "SourceRecord": "vermilion.detect",
-    "SpanSet": "vermilion.detect",
-    "detect_sources": "vermilion.detect",
-    "make_source_id": "vermilion.detect",
-    "unpack_source_id": "vermilion.detect",
-    # stored models
-    "ModelData": "vermilion.io",
-    "BlendData": "vermilion.io",
-    "SourceData": "vermilion.io",
-    "ModelDataError": "vermilion.io",
-    "ModelDataWriter": "vermilion.io",
-    "FactorizedComponentData": "vermilion.io",
-    "CubeComponentData": "vermilion.io",
-    "IsolatedSourceData": "vermilion.io",
-    "blend_to_data": "vermilion.io",
-    "multiband_data_to_blend": "vermilion.io",
-    "multibandDataToScarlet": "vermilion.io",
-    # repository
-    "Exposure": "vermilion.repo",
-    "MultibandExposure": "vermilion.repo",
-    "ImagePsf": "vermilion.repo",
-    "create_repo": "vermilion.repo",
-    "open_repo": "vermilion.repo",
-    "ingest_coadd": "vermilion.repo",
-    "ingest_arrays": "vermilion.repo",
-    "ingest_model_data": "vermilion.repo",
-    "SkyMap": "vermilion.repo",
-    "RepoError": "vermilion.repo",
-    "MASK_PLANES": "vermilion.core",
-    # pipeline
-    "DeblendConfig": "vermilion.pipeline",
-    "DeblendTask": "vermilion.pipeline",
-    "deblend_patches": "vermilion.pipeline",
-    "deblend_patch": "vermilion.pipeline",
-    "DeblendSummary": "vermilion.pipeline",
-    "PatchResult": "vermilion.pipeline",
-    "load_blend": "vermilion.pipeline",
-    "save_blend": "vermilion.pipeline",
-    "warm_restart": "vermilion.pipeline",
-    "add_source": "vermilion.pipeline",
-    "BlendLoader": "vermilion.pipeline",
-    # simulations
-    "simulate_patch": "vermilion.sim",
-    "simulate_blend": "vermilion.sim",
-    "SimulatedPatch": "vermilion.sim",
-}
-
-#: Rubin names of the same types, resolved lazily.
-_ALIASES = {"ScarletModelData": "ModelData", "ScarletDeblendConfig": "DeblendConfig"}
-
-
-# Rubin / scarlet-lite spellings of the same things.
-LiteBlend = Blend
-LiteObservation = Observation
-DummyObservation = NoDataObservation
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .detect import (
+        Footprint,
+        HeavyFootprint,
+        SourceCatalog,
+        SourceRecord,
+        SpanSet,
+        detect_sources,
+        make_source_id,
+        unpack_source_id,
+    )
+    from .io import (
+        BlendData,
+        CubeComponentData,
+        FactorizedComponentData,
+        IsolatedSourceData,
+        ModelData,
+        ModelDataError,
+        ModelDataWriter,
+        SourceData,
+        blend_to_data,
+        multiband_data_to_blend,
+        multibandDataToScarlet,
+    )
+    from .io.data import ScarletModelData
+    from .pipeline import (
+        BlendLoader,
+        DeblendConfig,
+        DeblendSummary,
+        DeblendTask,
+        PatchResult,
+        ScarletDeblendConfig,
+        add_source,
+        deblend_patch,
+        deblend_patches,
+        load_blend,
+        save_blend,
+        warm_restart,
+    )
+    from .repo import (
+        Exposure,
+        ImagePsf,
+        MultibandExposure,
+        RepoError,
+        SkyMap,
+        create_repo,
+        ingest_arrays,
+        ingest_coadd,
+        ingest_model_data,
+        open_repo,
+    )
+    from .sim import SimulatedPatch, simulate_blend, simulate_patch
 
 __all__ = [
+    "MASK_PLANES",
     "AdaproxParameter",
     "Blend",
+    "BlendData",
+    "BlendLoader",
     "Box",
     "Chi2InitParameters",
     "Component",
     "CubeComponent",
+    "CubeComponentData",
+    "DeblendConfig",
+    "DeblendSummary",
+    "DeblendTask",
     "DummyObservation",
+    "Exposure",
     "FactorizedComponent",
+    "FactorizedComponentData",
     "FistaParameter",
     "FitDivergenceError",
     "FixedParameter",
+    "Footprint",
+    "HeavyFootprint",
     "Image",
+    "ImagePsf",
+    "IsolatedSourceData",
     "LiteBlend",
     "LiteObservation",
+    "ModelData",
+    "ModelDataError",
+    "ModelDataWriter",
+    "MultibandExposure",
     "NoDataObservation",
     "Observation",
     "Parameter",
+    "PatchResult",
+    "RepoError",
+    "ScarletDeblendConfig",
+    "ScarletModelData",
+    "SimulatedPatch",
+    "SkyMap",
     "Source",
+    "SourceCatalog",
+    "SourceData",
+    "SourceRecord",
+    "SpanSet",
+    "add_source",
+    "blend_to_data",
     "chi2_detection_image",
+    "create_repo",
+    "deblend_patch",
+    "deblend_patches",
+    "detect_sources",
+    "ingest_arrays",
+    "ingest_coadd",
+    "ingest_model_data",
     "init_adaprox_component",
     "init_all_sources",
     "init_fista_component",
     "init_main_source",
     "integrated_gaussian",
+    "load_blend",
+    "make_source_id",
+    "mask_bits",
+    "multibandDataToScarlet",
+    "multiband_data_to_blend",
+    "open_repo",
     "parameterize_sources",
     "relative_step",
+    "save_blend",
+    "simulate_blend",
+    "simulate_patch",
+    "unpack_source_id",
+    "warm_restart",
     "weight_sources",
-    *_LAZY,
-    *_ALIASES,
 ]
 
+#: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
+_EXPORTS = {
+    "detect": (
+        "Footprint",
+        "HeavyFootprint",
+        "SourceCatalog",
+        "SourceRecord",
+        "SpanSet",
+        "detect_sources",
+        "make_source_id",
+        "unpack_source_id",
+    ),
+    "io": (
+        "ModelData",
+        "BlendData",
+        "SourceData",
+        "ModelDataError",
+        "ModelDataWriter",
+        "FactorizedComponentData",
+        "CubeComponentData",
+        "IsolatedSourceData",
+        "blend_to_data",
+        "multiband_data_to_blend",
+        "multibandDataToScarlet",
+    ),
+    "io.data": ("ScarletModelData",),
+    "repo": (
+        "Exposure",
+        "MultibandExposure",
+        "ImagePsf",
+        "create_repo",
+        "open_repo",
+        "ingest_coadd",
+        "ingest_arrays",
+        "ingest_model_data",
+        "SkyMap",
+        "RepoError",
+    ),
+    "pipeline": (
+        "DeblendConfig",
+        "ScarletDeblendConfig",
+        "DeblendTask",
+        "deblend_patches",
+        "deblend_patch",
+        "DeblendSummary",
+        "PatchResult",
+        "load_blend",
+        "save_blend",
+        "warm_restart",
+        "add_source",
+        "BlendLoader",
+    ),
+    "sim": (
+        "simulate_patch",
+        "simulate_blend",
+        "SimulatedPatch",
+    ),
+}
 
-def __getattr__(name: str) -> Any:
-    if name in _ALIASES:
-        value = __getattr__(_ALIASES[name])
-        globals()[name] = value
-        return value
-    module = _LAZY.get(name)
-    if module is None:
-        if name in ("display", "io", "repo", "detect", "pipeline", "sim", "core", "cli", "data"):
-            return importlib.import_module(f"vermilion.{name}")
-        raise AttributeError(f"module 'vermilion' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+#: Subpackages that ``vermilion.<name>`` imports on first access.
+_SUBMODULES = ("cli", "core", "data", "detect", "display", "io", "pipeline", "repo", "sim")
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_ALIASES))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), _SUBMODULES)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 # a light module (no butler, no astropy): `--help` stays fast
 from .repo.butler import DEFAULT_COADD_RUN
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_deblend_arguments", "build_parser", "main", "main_deblend"]
 
 
 def _bands(text: str) -> list[str]:
@@ -106,22 +106,11 @@ def _cmd_ingest_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest_sim(args: argparse.Namespace) -> int:
-    from .repo import ingest_arrays
+    from .pipeline import ingest_simulated_patch
     from .sim import simulate_patch
 
     patch = simulate_patch(tuple(args.size), bands=args.bands, density=args.density, seed=args.seed)
-    ingest_arrays(
-        args.repo,
-        patch.images,
-        patch.variance,
-        patch.mask,
-        patch.psfs,
-        patch.bands,
-        tract=args.tract,
-        patch=args.patch,
-        run=args.run,
-        truth=patch.truth,
-    )
+    ingest_simulated_patch(args.repo, patch, args.tract, args.patch, run=args.run)
     print(
         f"simulated and ingested a {args.size[0]} x {args.size[1]} px patch of "
         f"{len(patch.truth)} sources into {args.repo} (tract {args.tract}, patch {args.patch})"
@@ -129,9 +118,114 @@ def _cmd_ingest_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_deblend(args: argparse.Namespace) -> int:
-    from .pipeline import main_deblend
+_DEBLEND_DESCRIPTION = (
+    "Detect, deblend and store every patch given (idempotent: done patches are skipped "
+    "unless --redo), on a local Dask cluster or the scheduler given."
+)
 
+
+def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options of ``vermilion deblend`` to ``parser``.
+
+    Parameters
+    ----------
+    parser
+        The parser (or subparser) of the command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        ``parser``, for chaining.
+    """
+    from .pipeline import DEFAULT_DEBLEND_RUN
+
+    parser.add_argument("--repo", required=True, help="data repository path")
+    parser.add_argument("--tract", type=int, required=True, help="tract id")
+    parser.add_argument(
+        "--patch", type=int, nargs="+", required=True, help="sequential patch id(s)"
+    )
+    parser.add_argument("--skymap", default=None, help="sky map (default: the repository's)")
+    parser.add_argument("--bands", default=None, help="bands to use, e.g. 'griz' or 'g,r,i'")
+    parser.add_argument(
+        "--input", action="append", default=None, help="input collection(s) holding the coadds"
+    )
+    parser.add_argument("--output-run", default=DEFAULT_DEBLEND_RUN, help="output run")
+    parser.add_argument("--config", default=None, help="YAML or TOML file of DeblendConfig fields")
+    parser.add_argument(
+        "-c",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one config field, e.g. -c maxIter=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address, or synchronous/threads/processes (default: local cluster)",
+    )
+    parser.add_argument("-j", "--workers", type=int, default=None, help="cores (default: all)")
+    parser.add_argument("--redo", action="store_true", help="redo patches that are done")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--show-config", action="store_true", help="print the config and exit")
+    return parser
+
+
+def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run ``vermilion deblend`` from parsed arguments (or an argument list).
+
+    Parameters
+    ----------
+    args
+        The parsed options of `add_deblend_arguments`, or the argument list
+        (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 when every patch was deblended or already done, 1 when a
+        patch failed.
+    """
+    from .pipeline import DEFAULT_DEBLEND_RUN, DeblendConfig, deblend_patches
+
+    if args is None or not isinstance(args, argparse.Namespace):
+        parser = add_deblend_arguments(
+            argparse.ArgumentParser(prog="vermilion deblend", description=_DEBLEND_DESCRIPTION)
+        )
+        args = parser.parse_args(args)
+    config = (
+        DeblendConfig.from_file(args.config) if getattr(args, "config", None) else DeblendConfig()
+    )
+    overrides = getattr(args, "overrides", None) or []
+    if overrides:
+        config = config.from_args(overrides)
+    if getattr(args, "show_config", False):
+        print(config)
+        return 0
+    bands = getattr(args, "bands", None)
+    if isinstance(bands, str):
+        split = "," in bands or " " in bands
+        bands = bands.replace(",", " ").split() if split else list(bands)
+    summary = deblend_patches(
+        args.repo,
+        args.tract,
+        args.patch,
+        config=config,
+        scheduler=getattr(args, "scheduler", None),
+        redo=getattr(args, "redo", False),
+        workers=getattr(args, "workers", None),
+        skymap=getattr(args, "skymap", None),
+        bands=bands,
+        input_collections=getattr(args, "input", None),
+        output_run=getattr(args, "output_run", DEFAULT_DEBLEND_RUN),
+        progress=not getattr(args, "no_progress", False),
+    )
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _cmd_deblend(args: argparse.Namespace) -> int:
     return main_deblend(args)
 
 
@@ -325,14 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=_cmd_ingest_sim)
 
-    from .pipeline import add_deblend_arguments
-
     p = sub.add_parser(
         "deblend",
         help="detect and deblend patches into the repository",
-        description="Detect, deblend and store every patch given (idempotent: "
-        "done patches are skipped unless --redo), on a local Dask cluster or "
-        "the scheduler given.",
+        description=_DEBLEND_DESCRIPTION,
     )
     add_deblend_arguments(p)
     p.set_defaults(func=_cmd_deblend)

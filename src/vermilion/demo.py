@@ -5,26 +5,35 @@ repository on the Rubin butler, ingests the patch, detects and deblends it on al
 cores, rebuilds one blend exactly as a user would (the Rubin "Working with
 scarlet-lite Models" steps), writes its pictures and the patch report, and prints
 a summary with the accuracy against the simulation's truth.
+
+Each step is a function of the piece it belongs to (`vermilion.sim.simulate_patch`,
+`vermilion.pipeline.ingest_simulated_patch`, `vermilion.pipeline.deblend_patches`,
+`vermilion.sim.metrics.accuracy_against_truth`, `vermilion.pipeline.load_blend`,
+`vermilion.display.save_blend_pictures`, `vermilion.pipeline.patch_blends` and
+`vermilion.display.write_report`); this module chains them.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vermilion.repo.butler import (
-    CATALOG_DATASET,
-    EXPOSURE_DATASET,
-    MODEL_DATASET,
-    default_collections,
-)
+from .sim.metrics import accuracy_against_truth
 
-__all__ = ["DemoSummary", "accuracy_against_truth", "run_demo", "write_patch_report"]
+__all__ = [
+    "DemoSummary",
+    "accuracy_against_truth",
+    "run_demo",
+    "shown_blend",
+    "write_patch_report",
+]
 
 DEMO_SKYMAP = "demo"
 DEMO_TRACT = 0
@@ -55,6 +64,21 @@ class DemoSummary:
     def sources_per_second(self) -> float:
         return self.sources / self.deblend_seconds if self.deblend_seconds > 0 else 0.0
 
+    def record_deblend(self, catalog, result, truth, bands) -> Any:
+        """Count the blends, children and failures of the deblended ``catalog``, take the
+        timing of ``result`` (a `DeblendSummary`) and measure the accuracy against ``truth``.
+
+        Returns the parent rows of the catalog.
+        """
+        parents = catalog[np.asarray(catalog["parent"]) == 0]
+        self.blends = int(np.sum(np.asarray(parents["deblend_nChild"]) > 0))
+        self.sources = int(np.sum(np.asarray(catalog["parent"]) != 0))
+        self.failures = int(np.sum(np.asarray(parents["deblend_failed"])))
+        self.deblend_status = result.results[0].status
+        self.deblend_seconds = result.results[0].deblend_seconds or result.seconds
+        self.accuracy = accuracy_against_truth(catalog, truth, bands)
+        return parents
+
     def __str__(self) -> str:
         acc = self.accuracy
         lines = [
@@ -84,65 +108,6 @@ class DemoSummary:
         return "\n".join(lines)
 
 
-def accuracy_against_truth(catalog, truth, bands, max_sep: float = 2.0) -> dict[str, float]:
-    """Match children to true sources by position; median relative flux error.
-
-    The flux of a child is its re-apportioned flux (``deblend_reapportionedFlux_<band>``)
-    and the error is relative to the true flux, over all bands of the matched pairs.
-    """
-    from vermilion.sim.metrics import match_to_truth
-
-    children = catalog[np.asarray(catalog["parent"]) != 0]
-    if len(children) == 0 or len(truth) == 0:
-        return {}
-    t_xy = np.stack([np.asarray(truth["x"], float), np.asarray(truth["y"], float)], axis=1)
-    c_xy = np.stack(
-        [np.asarray(children["peak_x"], float), np.asarray(children["peak_y"], float)], axis=1
-    )
-    ti, ci, _ = match_to_truth(t_xy, c_xy, max_sep)
-    errors, errors20 = [], []
-    snr = np.asarray(truth["snr"], float)
-    for band in bands:
-        column = f"deblend_reapportionedFlux_{band}"
-        if column not in children.colnames:
-            continue
-        true = np.asarray(truth[f"flux_{band}"], float)[ti]
-        measured = np.asarray(children[column], float)[ci]
-        ok = true > 0
-        rel = np.abs(measured[ok] - true[ok]) / true[ok]
-        errors.append(rel)
-        errors20.append(rel[snr[ti][ok] > 20])
-    detectable = snr > 10
-    found = np.zeros(len(truth), bool)
-    found[ti] = True
-
-    def median(parts: list[np.ndarray]) -> float:
-        values = np.concatenate(parts) if parts else np.zeros(0)
-        return float(np.median(values)) if values.size else np.nan
-
-    return {
-        "matched": float(len(ti)),
-        "median_abs_flux_error": median(errors),
-        "median_abs_flux_error_snr20": median(errors20),
-        "completeness_snr10": float(found[detectable].mean()) if detectable.any() else np.nan,
-    }
-
-
-def _blend_info(blend, record) -> dict[str, Any]:
-    flags = [
-        name
-        for name in (
-            "deblend_failed",
-            "deblend_skipped",
-            "deblend_tooManyPeaks",
-            "deblend_parentTooBig",
-            "deblend_masked",
-        )
-        if name in record.colnames and bool(record[name])
-    ]
-    return {"n_children": int(record["deblend_nChild"]), "flags": flags}
-
-
 def write_patch_report(
     repo,
     tract: int,
@@ -156,37 +121,35 @@ def write_patch_report(
     """Write the static HTML report of every deblended blend of one patch.
 
     Every parent with stored models is rebuilt on the patch's exposure (as the
-    pipeline fitted it) and handed to `vermilion.display.write_report`.
+    pipeline fitted it, `vermilion.pipeline.patch_blends`) and handed to
+    `vermilion.display.write_report`.
 
     Returns the path of ``index.html``.
     """
     from vermilion.display import write_report
-    from vermilion.io import multiband_data_to_blend
-    from vermilion.repo import MultibandExposure, open_repo
+    from vermilion.pipeline import patch_blends
 
-    butler = open_repo(repo, collections=collections or default_collections())
-    catalog = butler.get(CATALOG_DATASET, tract=tract, patch=patch)
-    reader = butler.get(MODEL_DATASET, tract=tract, patch=patch)
-    mexposure = MultibandExposure.from_butler(
-        butler, reader.bands, EXPOSURE_DATASET, tract=tract, patch=patch
-    )
-    ids = [int(i) for i in reader.blends]
-    if max_blends is not None:
-        ids = ids[:max_blends]
+    blends = patch_blends(repo, tract, patch, collections, max_blends)
+    title = f"tract {tract}, patch {patch}"
+    return Path(write_report(blends, out_dir, workers=workers, progress=progress, title=title))
 
-    def blends():
-        for blend_id in ids:
-            record = catalog.find(blend_id)
-            footprint = record.getFootprint()
-            blend = multiband_data_to_blend(
-                reader, blend_id, mexposure=mexposure, footprint=footprint
-            )
-            yield blend_id, blend, _blend_info(blend, record)
 
-    out = write_report(
-        blends(), out_dir, workers=workers, progress=progress, title=f"tract {tract}, patch {patch}"
-    )
-    return Path(out)
+def shown_blend(parents) -> tuple[int, int]:
+    """The blend the demo shows: the first parent with 5 children, else the largest.
+
+    Returns ``(parent id, number of children)``.
+    """
+    n_child = np.asarray(parents["deblend_nChild"])
+    pick = np.flatnonzero(n_child == 5)
+    k = int(pick[0]) if pick.size else int(np.argmax(n_child))
+    return int(parents["id"][k]), int(n_child[k])
+
+
+@contextmanager
+def _timed(summary: DemoSummary, step: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    summary.timings[step] = time.perf_counter() - t0
 
 
 def run_demo(
@@ -216,9 +179,16 @@ def run_demo(
     report
         Also write the HTML report of the patch.
     """
-    from vermilion.display import default_norm, show_scene, show_sources
-    from vermilion.pipeline import DeblendConfig, deblend_patches
-    from vermilion.repo import create_repo, ingest_arrays, open_repo
+    from vermilion.core import weight_sources
+    from vermilion.display import save_blend_pictures
+    from vermilion.pipeline import (
+        DeblendConfig,
+        deblend_patches,
+        ingest_simulated_patch,
+        load_blend,
+    )
+    from vermilion.repo import open_repo
+    from vermilion.repo.butler import CATALOG_DATASET, default_collections
     from vermilion.sim import simulate_patch
 
     start = time.perf_counter()
@@ -227,119 +197,37 @@ def run_demo(
     repo = out / "repo"
     summary = DemoSummary(out=out, repo=repo)
     say = print if verbose else (lambda *a, **k: None)
-
-    t0 = time.perf_counter()
-    say(f"simulating a {size} x {size} px {bands} patch (seed {seed}) ...")
-    patch = simulate_patch((size, size), bands=bands, density=density, seed=seed, progress=progress)
-    summary.n_truth = len(patch.truth)
-    summary.timings["simulate"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    create_repo(
-        repo,
-        skymap=DEMO_SKYMAP,
-        bands=patch.bands,
-        tracts=1,
-        patches=(1, 1),
-        patch_shape=(size, size),
-        exist_ok=True,
-    )
-    ingest_arrays(
-        repo,
-        patch.images,
-        patch.variance,
-        patch.mask,
-        patch.psfs,
-        patch.bands,
-        tract=DEMO_TRACT,
-        patch=DEMO_PATCH,
-        truth=patch.truth,
-        skymap=DEMO_SKYMAP,
-    )
-    summary.timings["ingest"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    say("detecting and deblending on all cores ...")
-    result = deblend_patches(
-        repo,
-        DEMO_TRACT,
-        [DEMO_PATCH],
-        config=DeblendConfig(),
-        workers=workers,
-        scheduler="synchronous",
-        progress=progress,
-    )
-    summary.timings["deblend"] = time.perf_counter() - t0
+    with _timed(summary, "simulate"):
+        say(f"simulating a {size} x {size} px {bands} patch (seed {seed}) ...")
+        sim = simulate_patch(
+            (size, size), bands=bands, density=density, seed=seed, progress=progress
+        )
+    summary.n_truth = len(sim.truth)
+    with _timed(summary, "ingest"):
+        ingest_simulated_patch(repo, sim, DEMO_TRACT, DEMO_PATCH, skymap=DEMO_SKYMAP, create=True)
+    with _timed(summary, "deblend"):
+        say("detecting and deblending on all cores ...")
+        run = {"workers": workers, "scheduler": "synchronous", "progress": progress}
+        result = deblend_patches(repo, DEMO_TRACT, [DEMO_PATCH], config=DeblendConfig(), **run)
     if result.failed:
         raise RuntimeError(f"deblending failed: {result.results[0].error}")
 
     butler = open_repo(repo, collections=default_collections())
     catalog = butler.get(CATALOG_DATASET, tract=DEMO_TRACT, patch=DEMO_PATCH)
-    parents = catalog[np.asarray(catalog["parent"]) == 0]
-    children = catalog[np.asarray(catalog["parent"]) != 0]
-    summary.blends = int(np.sum(np.asarray(parents["deblend_nChild"]) > 0))
-    summary.sources = len(children)
-    summary.failures = int(np.sum(np.asarray(parents["deblend_failed"])))
-    run_result = result.results[0]
-    summary.deblend_status = run_result.status
-    summary.deblend_seconds = run_result.deblend_seconds or result.seconds
-    summary.accuracy = accuracy_against_truth(catalog, patch.truth, patch.bands)
+    parents = summary.record_deblend(catalog, result, sim.truth, sim.bands)
 
-    # The Rubin workflow on one blend: the first parent with 5 children.
-    n_child = np.asarray(parents["deblend_nChild"])
-    pick = np.flatnonzero(n_child == 5)
-    if pick.size == 0:
-        pick = [int(np.argmax(n_child))]
-    parent_id = int(parents["id"][pick[0]])
-    from vermilion.pipeline.restart import load_blend
-
-    t0 = time.perf_counter()
-    blend, _parent = load_blend(repo, DEMO_TRACT, DEMO_PATCH, parent_id)
-    from vermilion.core import weight_sources
-
-    weight_sources(blend)
-    # The seed's AsinhMapping(minimum=0, stretch=0.1, Q=10) suits HSC counts; our images
-    # are in nJy, so let the display tune the stretch to the data and its noise.
-    norm = default_norm(blend)
-    pictures = []
-    fig = show_scene(
-        blend,
-        norm=norm,
-        show_model=True,
-        show_rendered=True,
-        show_observed=True,
-        show_residual=True,
-        linear=False,
-        figsize=(12, 4),
-        pyplot=False,
-    )
-    pictures.append(out / f"blend_{parent_id}_scene.png")
-    fig.savefig(pictures[-1], dpi=100)
-    for use_flux in (False, True):
-        fig = show_sources(
-            blend,
-            norm=norm,
-            show_model=True,
-            show_rendered=True,
-            show_observed=True,
-            show_spectrum=True,
-            use_flux=use_flux,
-            pyplot=False,
-        )
-        pictures.append(out / f"blend_{parent_id}_sources{'_flux' if use_flux else ''}.png")
-        fig.savefig(pictures[-1], dpi=80)
-    summary.pictures = pictures
-    summary.shown_blend = parent_id
-    summary.shown_children = int(n_child[pick[0]])
-    summary.timings["pictures"] = time.perf_counter() - t0
-
+    # The Rubin workflow on one blend.
+    with _timed(summary, "pictures"):
+        summary.shown_blend, summary.shown_children = shown_blend(parents)
+        blend, _parent = load_blend(repo, DEMO_TRACT, DEMO_PATCH, summary.shown_blend)
+        weight_sources(blend)
+        summary.pictures = save_blend_pictures(blend, out, f"blend_{summary.shown_blend}")
     if report:
-        t0 = time.perf_counter()
-        say("writing the patch report ...")
-        summary.report = write_patch_report(
-            repo, DEMO_TRACT, DEMO_PATCH, out / "report", workers=workers, progress=progress
-        )
-        summary.timings["report"] = time.perf_counter() - t0
+        with _timed(summary, "report"):
+            say("writing the patch report ...")
+            summary.report = write_patch_report(
+                repo, DEMO_TRACT, DEMO_PATCH, out / "report", workers=workers, progress=progress
+            )
     summary.total_seconds = time.perf_counter() - start
     say(str(summary))
     return summary

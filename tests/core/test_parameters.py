@@ -155,3 +155,22 @@ def test_relative_step():
     np.testing.assert_allclose(
         relative_step(x, factor=0.1, minimum=np.array([0.1, 0.3])), [0.2, 0.3]
     )
+
+
+def test_component_and_parameter_are_abstract_and_their_subclasses_instantiate():
+    import numpy as np
+
+    from vermilion.core import Box, Component, CubeComponent, FactorizedComponent, Parameter
+    from vermilion.core.parameters import AdaproxParameter, FistaParameter, FixedParameter
+
+    box = Box((3, 3))
+    with pytest.raises(TypeError, match="abstract"):
+        Component(("g",), box)
+    with pytest.raises(TypeError, match="abstract"):
+        Parameter(np.ones(3))
+    spectrum, morph = np.ones(1, np.float32), np.ones((3, 3), np.float32)
+    factorized = FactorizedComponent(("g",), spectrum, morph, box, (1, 1))
+    cube = CubeComponent(("g",), np.ones((1, 3, 3), np.float32), box)
+    assert factorized.get_model().data.shape == cube.get_model().data.shape == (1, 3, 3)
+    for p in (FixedParameter(morph), FistaParameter(morph, 0.1), AdaproxParameter(morph, 0.1)):
+        assert p.copy().shape == (3, 3)

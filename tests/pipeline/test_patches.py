@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 from pipeline_testdata import BANDS, simulate
 
-from vermilion.pipeline import (
-    DeblendConfig,
-    DeblendTask,
-    deblend_patch,
-    deblend_patches,
-    main_deblend,
-)
+from vermilion.cli import main_deblend
+from vermilion.pipeline import DeblendConfig, DeblendTask, deblend_patch, deblend_patches
 
 SKYMAP = "sim"
 TRACT = 0

@@ -4,7 +4,7 @@ Imports only numpy here; scipy's FFT is loaded at the first convolution.
 """
 
 from .bbox import Box, overlapped_slices
-from .blend import Blend, FitDivergenceError
+from .blend import Blend, FitDivergenceError, LiteBlend
 from .component import Component, CubeComponent, FactorizedComponent
 from .image import Image
 from .initialization import (
@@ -21,6 +21,8 @@ from .masks import MASK_PLANES, mask_bits
 from .measure import weight_sources
 from .observation import (
     Convolver,
+    DummyObservation,
+    LiteObservation,
     NoDataObservation,
     Observation,
     estimate_noise_rms,
@@ -47,11 +49,14 @@ __all__ = [
     "Component",
     "Convolver",
     "CubeComponent",
+    "DummyObservation",
     "FactorizedComponent",
     "FistaParameter",
     "FitDivergenceError",
     "FixedParameter",
     "Image",
+    "LiteBlend",
+    "LiteObservation",
     "NoDataObservation",
     "Observation",
     "Parameter",

@@ -40,7 +40,18 @@ class Box:
 
     @staticmethod
     def from_bounds(*bounds: tuple[int, int]) -> Box:
-        """Build a box from ``(start, stop)`` pairs, one per dimension (stop exclusive)."""
+        """Build a box from ``(start, stop)`` pairs, one per dimension (stop exclusive).
+
+        Parameters
+        ----------
+        *bounds
+            ``(start, stop)`` of every dimension.
+
+        Returns
+        -------
+        Box
+            The box.
+        """
         return Box(
             tuple(max(stop - start, 0) for start, stop in bounds),
             tuple(start for start, _ in bounds),
@@ -48,7 +59,20 @@ class Box:
 
     @staticmethod
     def from_data(x, min_value: float = 0) -> Box:
-        """Smallest box holding every element of array ``x`` above ``min_value``."""
+        """Smallest box holding every element of array ``x`` above ``min_value``.
+
+        Parameters
+        ----------
+        x
+            The array.
+        min_value
+            Elements must be strictly above it.
+
+        Returns
+        -------
+        Box
+            At the array's origin; empty when no element is above ``min_value``.
+        """
         import numpy as np
 
         sel = np.asarray(x) > min_value
@@ -63,26 +87,32 @@ class Box:
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions."""
         return len(self.shape)
 
     @property
     def start(self) -> tuple[int, ...]:
+        """First pixel of every dimension (the origin)."""
         return self.origin
 
     @property
     def stop(self) -> tuple[int, ...]:
+        """One past the last pixel of every dimension."""
         return tuple(o + s for o, s in zip(self.origin, self.shape))
 
     @property
     def bounds(self) -> tuple[tuple[int, int], ...]:
+        """``(start, stop)`` of every dimension."""
         return tuple((o, o + s) for o, s in zip(self.origin, self.shape))
 
     @property
     def center(self) -> tuple[float, ...]:
+        """Centre of the box, ``origin + (shape - 1) / 2`` in every dimension."""
         return tuple(o + (s - 1) / 2 for o, s in zip(self.origin, self.shape))
 
     @property
     def area(self) -> int:
+        """Number of pixels."""
         n = 1
         for s in self.shape:
             n *= s
@@ -90,6 +120,7 @@ class Box:
 
     @property
     def is_empty(self) -> bool:
+        """Whether some dimension has length 0."""
         return any(s == 0 for s in self.shape)
 
     @property
@@ -98,7 +129,18 @@ class Box:
         return tuple(slice(o, o + s) for o, s in zip(self.origin, self.shape))
 
     def slices_in(self, other: Box) -> tuple[slice, ...]:
-        """Slices of this box into an array laid on ``other`` (which must contain it)."""
+        """Slices of this box into an array laid on ``other`` (which must contain it).
+
+        Parameters
+        ----------
+        other
+            The box of the array.
+
+        Returns
+        -------
+        tuple of slice
+            One slice per dimension.
+        """
         return tuple(
             slice(o - p, o - p + s) for o, p, s in zip(self.origin, other.origin, self.shape)
         )
@@ -106,20 +148,44 @@ class Box:
     # Rubin-style (x-first) views, for users of lsst.geom.Box2I
     @property
     def xy0(self) -> tuple[int, int]:
+        """Origin as ``(x, y)`` (Rubin order)."""
         return (self.origin[1], self.origin[0])
 
     @property
     def extent(self) -> tuple[int, int]:
+        """Shape as ``(width, height)`` (Rubin order)."""
         return (self.shape[1], self.shape[0])
 
     def contains(self, point: Sequence[float]) -> bool:
-        """Whether the pixel ``point`` (same dimension order) lies inside the box."""
+        """Whether the pixel ``point`` (same dimension order) lies inside the box.
+
+        Parameters
+        ----------
+        point
+            Pixel coordinates, one per dimension.
+
+        Returns
+        -------
+        bool
+            True inside.
+        """
         return all(o <= p < o + s for p, o, s in zip(point, self.origin, self.shape))
 
     __contains__ = contains
 
     def grow(self, radius: int | Sequence[int]) -> Box:
-        """Box grown by ``radius`` pixels on every side (per dimension if a sequence)."""
+        """Box grown by ``radius`` pixels on every side (per dimension if a sequence).
+
+        Parameters
+        ----------
+        radius
+            Pixels to add on each side.
+
+        Returns
+        -------
+        Box
+            The grown box.
+        """
         if isinstance(radius, int):
             radius = (radius,) * self.ndim
         return Box(
@@ -128,6 +194,18 @@ class Box:
         )
 
     def shifted_by(self, shift: Sequence[int]) -> Box:
+        """The box moved by ``shift`` pixels.
+
+        Parameters
+        ----------
+        shift
+            One offset per dimension.
+
+        Returns
+        -------
+        Box
+            Same shape, new origin.
+        """
         return Box(self.shape, tuple(o + int(d) for o, d in zip(self.origin, shift)))
 
     def __add__(self, offset: Sequence[int]) -> Box:
@@ -157,10 +235,33 @@ class Box:
         )
 
     def overlaps(self, other: Box) -> bool:
+        """Whether the two boxes share a pixel.
+
+        Parameters
+        ----------
+        other
+            The other box.
+
+        Returns
+        -------
+        bool
+            True when their intersection is not empty.
+        """
         return not (self & other).is_empty
 
     def overlapped_slices(self, other: Box) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-        """Slices into an array on ``self`` and one on ``other`` covering their overlap."""
+        """Slices into an array on ``self`` and one on ``other`` covering their overlap.
+
+        Parameters
+        ----------
+        other
+            The other box.
+
+        Returns
+        -------
+        tuple
+            ``(slices into self's array, slices into other's array)``.
+        """
         return overlapped_slices(self, other)
 
     def __getitem__(self, index) -> Box:
@@ -187,11 +288,29 @@ class Box:
         return f"Box(shape={self.shape}, origin={self.origin})"
 
     def copy(self) -> Box:
+        """A copy of the box.
+
+        Returns
+        -------
+        Box
+            Same shape and origin.
+        """
         return Box(self.shape, self.origin)
 
 
 def overlapped_slices(box1: Box, box2: Box) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Slices of the overlap of two boxes, into arrays laid on ``box1`` and on ``box2``."""
+    """Slices of the overlap of two boxes, into arrays laid on ``box1`` and on ``box2``.
+
+    Parameters
+    ----------
+    box1, box2
+        The two boxes.
+
+    Returns
+    -------
+    tuple
+        ``(slices into box1's array, slices into box2's array)``.
+    """
     overlap = box1 & box2
     s1 = tuple(
         slice(o - a, o - a + s) for o, a, s in zip(overlap.origin, box1.origin, overlap.shape)

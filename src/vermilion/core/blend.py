@@ -12,7 +12,7 @@ from .image import Image
 from .observation import Observation
 from .source import Source
 
-__all__ = ["Blend", "FitDivergenceError"]
+__all__ = ["Blend", "FitDivergenceError", "LiteBlend"]
 
 
 class FitDivergenceError(ArithmeticError):
@@ -73,14 +73,17 @@ class Blend:
 
     @property
     def bbox(self) -> Box:
+        """The blend's box (its observation's)."""
         return self.observation.bbox
 
     @property
     def bands(self) -> tuple[str, ...]:
+        """The bands of the observation."""
         return self.observation.bands
 
     @property
     def components(self) -> list[Component]:
+        """Every component of every source, in order."""
         return [c for s in self.sources for c in s.components]
 
     # -- models ------------------------------------------------------------------
@@ -115,6 +118,11 @@ class Blend:
         use_flux
             Sum the re-apportioned fluxes instead of the models (already observed;
             ``convolve`` is then ignored).
+
+        Returns
+        -------
+        Image
+            ``(bands, h, w)`` on the blend's box.
         """
         if use_flux:
             model = Image.from_box(self.bbox, self.bands)
@@ -138,6 +146,16 @@ class Blend:
 
         ``parameterization(component, observation)`` is called for every component,
         e.g. ``functools.partial(init_adaprox_component, bg_thresh=0.25)``.
+
+        Parameters
+        ----------
+        parameterization
+            The function applied to every component.
+
+        Returns
+        -------
+        Blend
+            This blend, for chaining.
         """
         for source in self.sources:
             source.components = [
@@ -277,6 +295,11 @@ class Blend:
         clip
             Floor negative spectra at each component's floor (a component with a
             negative flux is unphysical).
+
+        Returns
+        -------
+        Blend
+            This blend, for chaining.
         """
         self._check_fittable()
         obs = self.observation
@@ -344,7 +367,18 @@ class Blend:
     # -- flux re-apportioning ---------------------------------------------------------------
 
     def conserve_flux(self, mask_footprint: bool = True) -> Blend:
-        """Re-apportion the observed flux between the sources (see `weight_sources`)."""
+        """Re-apportion the observed flux between the sources (see `weight_sources`).
+
+        Parameters
+        ----------
+        mask_footprint
+            Set pixels of zero weight to 0 first.
+
+        Returns
+        -------
+        Blend
+            This blend, for chaining.
+        """
         self._check_fittable()
         obs = self.observation
         bbox = self.bbox
@@ -378,3 +412,7 @@ class Blend:
 
     def __repr__(self) -> str:
         return f"Blend(sources={len(self.sources)}, bbox={self.bbox}, it={self.it})"
+
+
+#: Rubin's name of `Blend` (``lsst.scarlet.lite.Blend`` as imported by meas_extensions_scarlet).
+LiteBlend = Blend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,8 +22,21 @@ from .parameters import Parameter, parameter
 __all__ = ["Component", "CubeComponent", "FactorizedComponent"]
 
 
-class Component:
-    """Base class: a model on a box, in model space (before convolution)."""
+class Component(ABC):
+    """Base class: a model on a box, in model space (before convolution).
+
+    A subclass implements `get_model`, `update` and `parameters`; it may override
+    `model_array` (faster than through an `Image`) and `resize`.
+
+    Parameters
+    ----------
+    bands
+        Band names, in the order of the model's first axis.
+    bbox
+        The 2-d box of the model, in parent-image pixels.
+    peak
+        ``(y, x)`` of the component's peak, or None.
+    """
 
     def __init__(self, bands: Sequence[str], bbox: Box, peak: tuple[int, int] | None = None):
         self.bands = tuple(bands)
@@ -31,32 +45,79 @@ class Component:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """``(bands, h, w)`` of the model."""
         return (len(self.bands), *self.bbox.shape)
 
+    @abstractmethod
     def get_model(self) -> Image:
-        raise NotImplementedError
+        """The model on its box.
+
+        Returns
+        -------
+        Image
+            ``(bands, h, w)`` at the origin of `bbox`.
+        """
 
     def model_array(self) -> np.ndarray:
-        """The model as a ``(bands, h, w)`` array on `bbox` (no Image wrapper)."""
+        """The model as a ``(bands, h, w)`` array on `bbox` (no Image wrapper).
+
+        Returns
+        -------
+        numpy.ndarray
+            The model's pixels.
+        """
         return self.get_model().data
 
+    @abstractmethod
     def update(self, it: int, input_grad: np.ndarray) -> None:
-        """One optimizer step given the loss gradient on the component's box."""
+        """One optimizer step given the loss gradient on the component's box.
+
+        Parameters
+        ----------
+        it
+            The iteration number (0 first).
+        input_grad
+            Gradient of the loss with respect to the model, ``(bands, h, w)`` on `bbox`.
+        """
 
     def resize(self, model_box: Box) -> bool:
-        """Adapt the box to the model; return whether it changed."""
+        """Adapt the box to the model (the base class never does).
+
+        Parameters
+        ----------
+        model_box
+            The box the component must stay in (the blend's).
+
+        Returns
+        -------
+        bool
+            Whether the box changed.
+        """
         return False
 
     @property
+    @abstractmethod
     def parameters(self) -> list[Parameter]:
-        return []
+        """The optimizable parameters of the model."""
 
     def state(self) -> tuple:
-        """A copy of the values that define the model (box, peak, parameter values)."""
+        """A copy of the values that define the model (box, peak, parameter values).
+
+        Returns
+        -------
+        tuple
+            ``(bbox, peak, [parameter values])``, for `restore`.
+        """
         return (self.bbox, self.peak, [p.x.copy() for p in self.parameters])
 
     def restore(self, state: tuple) -> None:
-        """Return to a `state` (parameter values; optimizer moments are kept, moved to its box)."""
+        """Return to a `state` (parameter values; optimizer moments are kept, moved to its box).
+
+        Parameters
+        ----------
+        state
+            What `state` returned.
+        """
         bbox, peak, values = state
         for p, x in zip(self.parameters, values):
             if p.x.shape != x.shape:
@@ -136,29 +197,64 @@ class FactorizedComponent(Component):
 
     @property
     def spectrum(self) -> np.ndarray:
+        """The spectrum: one value per band."""
         return self._spectrum.x
 
     @property
     def morph(self) -> np.ndarray:
+        """The 2-d morphology on the component's box."""
         return self._morph.x
 
     @property
     def parameters(self) -> list[Parameter]:
+        """``[spectrum, morph]`` parameters."""
         return [self._spectrum, self._morph]
 
     def get_model(self) -> Image:
+        """The model ``spectrum * morph`` on its box.
+
+        Returns
+        -------
+        Image
+            ``(bands, h, w)``.
+        """
         return Image(self.model_array(), self.bands, self.bbox.origin)
 
     def model_array(self) -> np.ndarray:
+        """The model ``spectrum[:, None, None] * morph[None]``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(bands, h, w)``.
+        """
         return self.spectrum[:, None, None] * self.morph[None, :, :]
 
     def set_spectrum(self, spectrum: np.ndarray) -> None:
-        """Overwrite the spectrum values (keeping any optimizer state)."""
+        """Overwrite the spectrum values (keeping any optimizer state).
+
+        Parameters
+        ----------
+        spectrum
+            One value per band.
+        """
         self._spectrum.x = np.asarray(spectrum, dtype=self._spectrum.x.dtype).copy()
 
     # -- constraints -------------------------------------------------------------
 
     def prox_spectrum(self, spectrum: np.ndarray) -> np.ndarray:
+        """Proximal operator of the spectrum: no value below ``floor`` (in place).
+
+        Parameters
+        ----------
+        spectrum
+            The spectrum after a gradient step.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``spectrum``, projected.
+        """
         np.maximum(spectrum, self.floor, out=spectrum)
         return spectrum
 
@@ -166,6 +262,21 @@ class FactorizedComponent(Component):
         return (self.peak[0] - self.bbox.origin[0], self.peak[1] - self.bbox.origin[1])
 
     def prox_morph(self, morph: np.ndarray) -> np.ndarray:
+        """Proximal operator of the morphology (in place where possible).
+
+        Parameters
+        ----------
+        morph
+            The morphology after a gradient step.
+
+        Returns
+        -------
+        numpy.ndarray
+            The morphology made monotonic (when ``monotonic``, about the peak, which may
+            move within ``fit_radius``), sparse above the background threshold,
+            connected to the peak (when ``connected``), at least ``floor`` at the peak
+            and normalised to a maximum of 1.
+        """
         oy, ox = self.bbox.origin
         if self.monotonic:
             iy, ix = self.initial_peak[0] - oy, self.initial_peak[1] - ox
@@ -191,6 +302,15 @@ class FactorizedComponent(Component):
     # -- optimization --------------------------------------------------------------
 
     def update(self, it: int, input_grad: np.ndarray) -> None:
+        """One optimizer step of the spectrum and the morphology.
+
+        Parameters
+        ----------
+        it
+            The iteration number (0 first).
+        input_grad
+            Gradient of the loss with respect to the model, ``(bands, h, w)`` on the box.
+        """
         spectrum, morph = self.spectrum, self.morph
         flat = input_grad.reshape(input_grad.shape[0], -1)
         grad_spectrum = flat @ morph.ravel()
@@ -199,6 +319,18 @@ class FactorizedComponent(Component):
         self._morph.update(it, grad_morph)
 
     def resize(self, model_box: Box) -> bool:
+        """Shrink or grow the box to the non-zero morphology plus ``padding``, inside ``model_box``.
+
+        Parameters
+        ----------
+        model_box
+            The box the component must stay in.
+
+        Returns
+        -------
+        bool
+            Whether the box changed.
+        """
         nonzero = Box.from_data(self.morph, 0)
         if nonzero.is_empty:
             return False
@@ -227,23 +359,60 @@ class CubeComponent(Component):
 
     @property
     def model(self) -> np.ndarray:
+        """The ``(bands, h, w)`` model values."""
         return self._model.x
 
     @property
     def parameters(self) -> list[Parameter]:
+        """``[model]`` parameter."""
         return [self._model]
 
     def get_model(self) -> Image:
+        """The model on its box.
+
+        Returns
+        -------
+        Image
+            ``(bands, h, w)``.
+        """
         return Image(self._model.x, self.bands, self.bbox.origin)
 
     def model_array(self) -> np.ndarray:
+        """The model values.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(bands, h, w)``.
+        """
         return self._model.x
 
     def prox_model(self, model: np.ndarray) -> np.ndarray:
+        """Proximal operator: clip negative values to 0 (in place).
+
+        Parameters
+        ----------
+        model
+            The model after a gradient step.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``model``, projected.
+        """
         np.maximum(model, 0, out=model)
         return model
 
     def update(self, it: int, input_grad: np.ndarray) -> None:
+        """One optimizer step of the model values.
+
+        Parameters
+        ----------
+        it
+            The iteration number (0 first).
+        input_grad
+            Gradient of the loss with respect to the model, ``(bands, h, w)``.
+        """
         self._model.update(it, input_grad)
 
     def __repr__(self) -> str:

@@ -16,7 +16,13 @@ __all__ = ["atomic_write", "atomic_write_file", "default_file_mode"]
 
 
 def default_file_mode() -> int:
-    """The mode a plainly created file gets: ``0666`` less the process umask."""
+    """The mode a plainly created file gets: ``0666`` less the process umask.
+
+    Returns
+    -------
+    int
+        The permission bits.
+    """
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
@@ -30,6 +36,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     permissions (``0666`` less the umask) rather than ``mkstemp``'s ``0600``.
 
     Returns the target path.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    write
+        Called with the temporary file's path; writes the content.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +69,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
 
 
 def atomic_write_file(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Like `atomic_write`, handing ``write`` an open binary file, synced before the rename."""
+    """Like `atomic_write`, handing ``write`` an open binary file, synced before the rename.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    write
+        Called with the open temporary file; writes the content.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
 
     def to_file(tmp: str) -> None:
         with open(tmp, "wb") as f:

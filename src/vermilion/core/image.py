@@ -57,52 +57,78 @@ class Image:
 
     @staticmethod
     def from_box(bbox: Box, bands: Sequence[str] | None = None, dtype=np.float32) -> Image:
-        """An image of zeros covering ``bbox``."""
+        """An image of zeros covering ``bbox``.
+
+        Parameters
+        ----------
+        bbox
+            The box of the image (2-d when ``bands`` are given).
+        bands
+            Band names (default: none; the image then has the shape of ``bbox``).
+        dtype
+            Pixel type.
+
+        Returns
+        -------
+        Image
+            Zeros on ``bbox``.
+        """
         shape = bbox.shape if not bands else (len(bands), *bbox.shape)
         return Image(np.zeros(shape, dtype=dtype), bands=bands, yx0=bbox.origin)
 
     @property
     def data(self) -> np.ndarray:
+        """The pixel array ``(bands, h, w)``."""
         return self._data
 
     @property
     def array(self) -> np.ndarray:
+        """The pixel array (Rubin name of `data`)."""
         return self._data
 
     @property
     def bands(self) -> tuple[str, ...]:
+        """The band names."""
         return self._bands
 
     @property
     def n_bands(self) -> int:
+        """Number of bands."""
         return len(self._bands)
 
     @property
     def yx0(self) -> tuple[int, int]:
+        """Origin ``(y, x)`` in parent-image pixels."""
         return self._yx0
 
     @property
     def y0(self) -> int:
+        """Row of the origin."""
         return self._yx0[0]
 
     @property
     def x0(self) -> int:
+        """Column of the origin."""
         return self._yx0[1]
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of the pixel array."""
         return self._data.shape
 
     @property
     def dtype(self):
+        """Pixel type."""
         return self._data.dtype
 
     @property
     def height(self) -> int:
+        """Number of rows."""
         return self._data.shape[-2]
 
     @property
     def width(self) -> int:
+        """Number of columns."""
         return self._data.shape[-1]
 
     @property
@@ -111,6 +137,13 @@ class Image:
         return Box(self._data.shape[-2:], self._yx0)
 
     def copy(self) -> Image:
+        """A copy (pixels copied).
+
+        Returns
+        -------
+        Image
+            Same bands and origin.
+        """
         return Image(self._data.copy(), self._bands, self._yx0)
 
     def copy_with(
@@ -119,7 +152,22 @@ class Image:
         bands: Sequence[str] | None = None,
         yx0: Sequence[int] | None = None,
     ) -> Image:
-        """A new image with some of data, bands or origin replaced (data copied if not given)."""
+        """A new image with some of data, bands or origin replaced (data copied if not given).
+
+        Parameters
+        ----------
+        data
+            New pixels (default: a copy of these).
+        bands
+            New band names.
+        yx0
+            New origin.
+
+        Returns
+        -------
+        Image
+            The new image.
+        """
         return Image(
             self._data.copy() if data is None else data,
             self._bands if bands is None else bands,
@@ -127,6 +175,18 @@ class Image:
         )
 
     def band_index(self, band: str) -> int:
+        """Index of ``band`` in the image's bands.
+
+        Parameters
+        ----------
+        band
+            The band name.
+
+        Returns
+        -------
+        int
+            Its index; KeyError when it is not a band of the image.
+        """
         try:
             return self._bands.index(band)
         except ValueError:
@@ -142,7 +202,18 @@ class Image:
         return self._data[key]
 
     def project(self, bbox: Box) -> Image:
-        """This image laid on ``bbox``: overlapping pixels copied, the rest zero."""
+        """This image laid on ``bbox``: overlapping pixels copied, the rest zero.
+
+        Parameters
+        ----------
+        bbox
+            The target box.
+
+        Returns
+        -------
+        Image
+            A new image on ``bbox``.
+        """
         out = Image.from_box(bbox, self._bands or None, dtype=self._data.dtype)
         out.insert(self)
         return out
@@ -156,13 +227,35 @@ class Image:
         return s_self, s_other
 
     def insert(self, other: Image) -> Image:
-        """Copy the pixels of ``other`` that overlap this image into it (in place)."""
+        """Copy the pixels of ``other`` that overlap this image into it (in place).
+
+        Parameters
+        ----------
+        other
+            The image to copy from.
+
+        Returns
+        -------
+        Image
+            This image, for chaining.
+        """
         s_self, s_other = self._overlap(other)
         self._data[s_self] = other._data[s_other]
         return self
 
     def add(self, other: Image) -> Image:
-        """Add the pixels of ``other`` that overlap this image to it (in place)."""
+        """Add the pixels of ``other`` that overlap this image to it (in place).
+
+        Parameters
+        ----------
+        other
+            The image to add.
+
+        Returns
+        -------
+        Image
+            This image, for chaining.
+        """
         s_self, s_other = self._overlap(other)
         self._data[s_self] += other._data[s_other]
         return self

@@ -33,6 +33,16 @@ def chi2_detection_image(observation: Observation) -> np.ndarray:
 
     ``sum_b image_b / rms_b^2 / sqrt(sum_b 1 / rms_b^2)``: a pixel's value is its
     signal-to-noise ratio for a flat spectrum. Pixels of zero weight count as 0.
+
+    Parameters
+    ----------
+    observation
+        An observation with image data.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w)`` float32.
     """
     rms = np.asarray(observation.noise_rms, dtype=np.float64)
     inv = np.where(np.isfinite(rms) & (rms > 0), 1 / rms**2, 0)
@@ -53,6 +63,18 @@ def deconvolved_detection_image(
     inverse-variance weights; the result is divided by its (analytic) noise.
     Initial morphologies cut from it are not convolved twice, so the fit starts
     much closer to the solution than from the observed-seeing detection image.
+
+    Parameters
+    ----------
+    observation
+        An observation with image data.
+    regularization
+        Wiener regularization, relative to ``|K|^2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w)`` float32.
     """
     from scipy import fft
 
@@ -229,7 +251,20 @@ def _symmetry_window(image: np.ndarray, y: int, x: int) -> tuple[slice, slice]:
 
 
 def init_compact_source(center: tuple[int, int], init: Chi2InitParameters) -> Source:
-    """A source whose morphology is the model PSF centred on ``center``."""
+    """A source whose morphology is the model PSF centred on ``center``.
+
+    Parameters
+    ----------
+    center
+        Absolute ``(y, x)`` of the source.
+    init
+        The initialization context (observation, detection image, thresholds).
+
+    Returns
+    -------
+    Source
+        A source of one factorized component.
+    """
     obs = init.observation
     cy, cx = _check_center(center, obs.bbox)
     psf = obs.model_psf
@@ -260,6 +295,18 @@ def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Sourc
     cut at ``init.thresh`` and trimmed to a box. Peaks fainter than
     ``init.min_snr`` start as compact sources; with ``init.max_components == 2``
     bright sources get a bulge and a disk component.
+
+    Parameters
+    ----------
+    center
+        Absolute ``(y, x)`` of the peak.
+    init
+        The initialization context (observation, detection image, thresholds).
+
+    Returns
+    -------
+    Source
+        The source (null when the peak is too faint).
     """
     obs = init.observation
     cy, cx = _check_center(center, obs.bbox)
@@ -383,6 +430,34 @@ def init_adaprox_component(
     noise_rms)``; the morphology's a fixed ``morph_step`` (it is normalised to a
     maximum of 1). ``bg_thresh`` and ``monotonic_slack``, when given, replace the
     component's own. Use with `functools.partial` to set the keywords.
+
+    Parameters
+    ----------
+    component
+        The component to parameterize.
+    observation
+        The blend's observation (noise and weights).
+    bg_thresh
+        Sparsity threshold in units of the background noise (None: keep the component's).
+    max_prox_iter
+        Proximal iterations per step.
+    scheme
+        The ADAM variant (see `ADAPROX_SCHEMES`).
+    morph_step
+        Step of the morphology.
+    spectrum_factor
+        Step of the spectrum relative to its mean.
+    noise_factor
+        Smallest step of the spectrum relative to the noise.
+    first_step_damping
+        The first step is divided by this.
+    monotonic_slack
+        Monotonicity slack in [0, 1] (None: keep the component's).
+
+    Returns
+    -------
+    Component
+        The same component, parameterized.
     """
     if isinstance(component, FactorizedComponent):
         if bg_thresh is not None:
@@ -432,6 +507,20 @@ def init_fista_component(
     For the spectrum, ``1 / (max(w) * sum(morph^2))``; for the morphology,
     ``1 / (max(w) * sum(spectrum^2))``, where ``w`` are the weights in the
     component's box.
+
+    Parameters
+    ----------
+    component
+        The component to parameterize (factorized).
+    observation
+        The blend's observation (weights).
+    bg_thresh
+        Sparsity threshold in units of the background noise (None: keep the component's).
+
+    Returns
+    -------
+    Component
+        The same component, parameterized.
     """
     if not isinstance(component, FactorizedComponent):
         return component
@@ -462,7 +551,22 @@ def parameterize_sources(
     observation: Observation,
     parameterization: Callable[[Component, Observation], Component],
 ) -> list[Source]:
-    """Apply ``parameterization(component, observation)`` to every component of every source."""
+    """Apply ``parameterization(component, observation)`` to every component of every source.
+
+    Parameters
+    ----------
+    sources
+        The sources.
+    observation
+        Their observation.
+    parameterization
+        E.g. `init_adaprox_component`.
+
+    Returns
+    -------
+    list of Source
+        The same sources.
+    """
     for source in sources:
         source.components = [parameterization(c, observation) or c for c in source.components]
     return list(sources)

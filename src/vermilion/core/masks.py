@@ -40,6 +40,11 @@ def mask_bits(
     ------
     ValueError
         With ``strict``, naming an unknown plane.
+
+    Returns
+    -------
+    int
+        The OR of the planes' bits.
     """
     if planes is None:
         return 0

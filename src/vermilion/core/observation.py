@@ -13,6 +13,8 @@ from .psf import difference_kernels, integrated_gaussian, validate_psfs
 
 __all__ = [
     "Convolver",
+    "DummyObservation",
+    "LiteObservation",
     "NoDataObservation",
     "Observation",
     "estimate_noise_rms",
@@ -70,7 +72,18 @@ class Convolver:
         return fft.irfft2(spectrum, s=fshape, workers=1)[..., :h, :w]
 
     def convolve_plane(self, plane: np.ndarray) -> np.ndarray:
-        """Convolve one 2D plane with every band's kernel: ``(h, w) -> (bands, h, w)``."""
+        """Convolve one 2D plane with every band's kernel: ``(h, w) -> (bands, h, w)``.
+
+        Parameters
+        ----------
+        plane
+            ``(h, w)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(bands, h, w)``.
+        """
         fft = _fft()
         h, w = plane.shape
         fshape, kf, _ = self._transforms((h, w))
@@ -78,7 +91,20 @@ class Convolver:
         return fft.irfft2(kf * spectrum, s=fshape, workers=1)[..., :h, :w]
 
     def real_space(self, array: np.ndarray, grad: bool = False) -> np.ndarray:
-        """Direct (real-space) convolution; exact, slower, for final renders and checks."""
+        """Direct (real-space) convolution; exact, slower, for final renders and checks.
+
+        Parameters
+        ----------
+        array
+            ``(bands, h, w)``.
+        grad
+            Convolve with the flipped kernels (the adjoint, for gradients).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(bands, h, w)``.
+        """
         from scipy import ndimage
 
         out = np.empty(array.shape, dtype=np.float64)
@@ -94,7 +120,19 @@ class Convolver:
 
 
 def estimate_noise_rms(images: np.ndarray) -> np.ndarray:
-    """Per-band background noise from the median absolute deviation of the pixels."""
+    """Per-band background noise from the median absolute deviation of the pixels.
+
+    Parameters
+    ----------
+    images
+        ``(bands, h, w)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(bands,)``: ``1.4826 * MAD`` of each band's finite pixels, bright sources
+        clipped iteratively; nan for a band without a finite pixel.
+    """
     images = np.asarray(images, dtype=np.float64)
     rms = np.empty(images.shape[0])
     for b, img in enumerate(images):
@@ -234,22 +272,27 @@ class Observation:
 
     @property
     def images(self) -> Image:
+        """The observed images on the blend box."""
         return Image(self._images, self.bands, self.bbox.origin)
 
     @property
     def variance(self) -> Image:
+        """The variance on the blend box."""
         return Image(self._variance, self.bands, self.bbox.origin)
 
     @property
     def weights(self) -> Image:
+        """The pixel weights (inverse variance, 0 where masked) on the blend box."""
         return Image(self._weights, self.bands, self.bbox.origin)
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """``(bands, h, w)``."""
         return (len(self.bands), *self.bbox.shape)
 
     @property
     def n_bands(self) -> int:
+        """Number of bands."""
         return len(self.bands)
 
     def convolve(self, image, mode: str | None = None, grad: bool = False):
@@ -284,7 +327,18 @@ class Observation:
         return out
 
     def render(self, model) -> Image | np.ndarray:
-        """The model as it would be observed: convolved with the difference kernels."""
+        """The model as it would be observed: convolved with the difference kernels.
+
+        Parameters
+        ----------
+        model
+            An `Image` or ``(bands, h, w)`` array in model space.
+
+        Returns
+        -------
+        Image or numpy.ndarray
+            The same kind as ``model``.
+        """
         return self.convolve(model)
 
     def _model_array(self, model) -> np.ndarray:
@@ -299,6 +353,18 @@ class Observation:
         """``-1/2 sum(w (data - render(model))^2)`` of a model in model space.
 
         Set ``rendered=True`` when ``model`` is already convolved.
+
+        Parameters
+        ----------
+        model
+            ``(bands, h, w)`` on the blend box.
+        rendered
+            True when ``model`` is already convolved.
+
+        Returns
+        -------
+        float
+            The log-likelihood.
         """
         data = self._model_array(model)
         if not rendered:
@@ -308,6 +374,10 @@ class Observation:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bands={self.bands}, bbox={self.bbox})"
+
+
+#: Rubin's name of `Observation` (``lsst.scarlet.lite.Observation``).
+LiteObservation = Observation
 
 
 class NoDataObservation(Observation):
@@ -338,18 +408,39 @@ class NoDataObservation(Observation):
 
     @property
     def images(self) -> Image:
+        """Zeros (there is no data)."""
         return Image(np.zeros(self.shape, dtype=np.float32), self.bands, self.bbox.origin)
 
     @property
     def variance(self) -> Image:
+        """Not available: raises ValueError."""
         self._no_data("provide a variance")
 
     @property
     def weights(self) -> Image:
+        """Not available: raises ValueError."""
         self._no_data("provide weights")
 
     def log_likelihood(self, model, rendered: bool = False) -> float:
+        """Not available: raises ValueError (there is no data to compare with).
+
+        Parameters
+        ----------
+        model
+            Ignored.
+        rendered
+            Ignored.
+
+        Returns
+        -------
+        float
+            Never returns.
+        """
         self._no_data("compute a likelihood")
+
+
+#: Rubin / scarlet-lite name of `NoDataObservation`.
+DummyObservation = NoDataObservation
 
 
 def observation_from_exposure(
@@ -382,6 +473,11 @@ def observation_from_exposure(
         The model-space PSF (default: integrated Gaussian, sigma 0.8 px, 11 px).
     use_weights
         Inverse-variance weights (``True``) or uniform weights over the valid pixels.
+
+    Returns
+    -------
+    Observation
+        The blend's observation.
     """
     ebox = mexposure.bbox if isinstance(mexposure.bbox, Box) else Box(*mexposure.bbox)
     if bbox is None:

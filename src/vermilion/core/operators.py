@@ -28,7 +28,18 @@ DEFAULT_MONOTONIC_SLACK = 0.5
 
 
 def checked_slack(slack: float) -> float:
-    """``slack`` as a float; ValueError when it is not a number in [0, 1]."""
+    """``slack`` as a float; ValueError when it is not a number in [0, 1].
+
+    Parameters
+    ----------
+    slack
+        The monotonicity slack.
+
+    Returns
+    -------
+    float
+        ``slack``.
+    """
     value = float(slack)
     if not 0.0 <= value <= 1.0:  # NaN fails too
         raise ValueError(f"monotonic_slack {slack} is outside [0, 1]")
@@ -74,7 +85,18 @@ _TABLES: MonotonicityTables | None = None
 
 
 def get_monotonicity_tables(radius: int) -> MonotonicityTables:
-    """Shared tables covering at least ``radius`` (grown on demand, never shrunk)."""
+    """Shared tables covering at least ``radius`` (grown on demand, never shrunk).
+
+    Parameters
+    ----------
+    radius
+        Largest distance from the peak needed.
+
+    Returns
+    -------
+    MonotonicityTables
+        The shared tables.
+    """
     global _TABLES
     if _TABLES is None or _TABLES.radius < radius:
         size = 32
@@ -85,7 +107,22 @@ def get_monotonicity_tables(radius: int) -> MonotonicityTables:
 
 
 def find_peak(morph: np.ndarray, peak: tuple[int, int], radius: int) -> tuple[int, int]:
-    """Brightest pixel within ``radius`` of ``peak`` (the peak itself on ties)."""
+    """Brightest pixel within ``radius`` of ``peak`` (the peak itself on ties).
+
+    Parameters
+    ----------
+    morph
+        2-d morphology.
+    peak
+        ``(y, x)`` in ``morph``.
+    radius
+        Search radius in pixels.
+
+    Returns
+    -------
+    tuple of int
+        ``(y, x)`` of the brightest pixel.
+    """
     if radius <= 0:
         return peak
     py, px = peak
@@ -112,6 +149,20 @@ def prox_monotonic(morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0)
     peak, satisfies the constraint everywhere, and the operator is idempotent.
 
     Returns the projected array (the same object when it could work in place).
+
+    Parameters
+    ----------
+    morph
+        2-d morphology.
+    peak
+        ``(y, x)`` in ``morph``.
+    slack
+        Allowed relative rise, in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        The projected morphology.
     """
     slack = checked_slack(slack)
     if morph.dtype != np.float32 or not morph.flags.c_contiguous:
@@ -137,13 +188,39 @@ def prox_monotonic(morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0)
 
 
 def prox_sparsity(morph: np.ndarray, threshold: float) -> np.ndarray:
-    """Zero every pixel below ``threshold`` (in place) and clip negatives to 0."""
+    """Zero every pixel below ``threshold`` (in place) and clip negatives to 0.
+
+    Parameters
+    ----------
+    morph
+        2-d morphology.
+    threshold
+        Smallest value kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``morph``.
+    """
     morph[morph < max(threshold, 0)] = 0
     return morph
 
 
 def prox_connected(morph: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
-    """Zero the non-zero pixels that are not 8-connected to the peak (in place)."""
+    """Zero the non-zero pixels that are not 8-connected to the peak (in place).
+
+    Parameters
+    ----------
+    morph
+        2-d morphology.
+    peak
+        ``(y, x)`` in ``morph``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``morph``.
+    """
     from scipy import ndimage
 
     labels, _ = ndimage.label(morph > 0, structure=np.ones((3, 3), dtype=bool))

@@ -7,6 +7,7 @@ the optimizer that produced it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import numpy as np
@@ -25,12 +26,31 @@ __all__ = [
 
 
 def relative_step(x: np.ndarray, factor: float = 0.1, minimum: float = 0, axis=None) -> float:
-    """Step proportional to the mean of ``x``, never below ``minimum``."""
+    """Step proportional to the mean of ``x``, never below ``minimum``.
+
+    Parameters
+    ----------
+    x
+        The values.
+    factor
+        Step relative to the mean.
+    minimum
+        Smallest step.
+    axis
+        Axis of the mean (None: all).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The step.
+    """
     return np.maximum(minimum, factor * np.mean(x, axis=axis))
 
 
-class Parameter:
+class Parameter(ABC):
     """An array with what is needed to optimize it.
+
+    A subclass implements `update` (one optimizer step).
 
     Parameters
     ----------
@@ -63,24 +83,47 @@ class Parameter:
 
     @property
     def step(self):
+        """The step size (evaluated at ``x`` when it is a function)."""
         return self._step(self.x) if callable(self._step) else self._step
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of ``x``."""
         return self.x.shape
 
     @property
     def dtype(self):
+        """Type of ``x``."""
         return self.x.dtype
 
     def _gradient(self, input_grad: np.ndarray, *args) -> np.ndarray:
         return input_grad if self.grad is None else self.grad(input_grad, self.x, *args)
 
+    @abstractmethod
     def update(self, it: int, input_grad: np.ndarray, *args) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot be updated")
+        """One optimizer step.
+
+        Parameters
+        ----------
+        it
+            The iteration number (0 first).
+        input_grad
+            The gradient handed down by the model (turned into the gradient with respect
+            to ``x`` by ``grad`` when given).
+        *args
+            Passed on to ``grad``.
+        """
 
     def resize(self, old_box: Box, new_box: Box) -> None:
-        """Move ``x`` and its helper arrays from ``old_box`` onto ``new_box`` (zero padded)."""
+        """Move ``x`` and its helper arrays from ``old_box`` onto ``new_box`` (zero padded).
+
+        Parameters
+        ----------
+        old_box
+            The box ``x`` is on.
+        new_box
+            The box to move it onto.
+        """
         s_new, s_old = new_box.overlapped_slices(old_box)
 
         def move(a: np.ndarray) -> np.ndarray:
@@ -94,6 +137,13 @@ class Parameter:
                 self.helpers[key] = move(value)
 
     def copy(self) -> Parameter:
+        """A copy with its own ``x`` and helper arrays.
+
+        Returns
+        -------
+        Parameter
+            Of the same type.
+        """
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.x = self.x.copy()
@@ -113,11 +163,33 @@ class FixedParameter(Parameter):
         super().__init__(x)
 
     def update(self, it: int, input_grad: np.ndarray, *args) -> None:
+        """Nothing: a fixed parameter does not move.
+
+        Parameters
+        ----------
+        it
+            Ignored.
+        input_grad
+            Ignored.
+        *args
+            Ignored.
+        """
         pass
 
 
 def parameter(x) -> Parameter:
-    """Wrap a plain array as a `FixedParameter`; pass parameters through."""
+    """Wrap a plain array as a `FixedParameter`; pass parameters through.
+
+    Parameters
+    ----------
+    x
+        An array or a `Parameter`.
+
+    Returns
+    -------
+    Parameter
+        ``x`` itself or a `FixedParameter` of it.
+    """
     return x if isinstance(x, Parameter) else FixedParameter(x)
 
 
@@ -264,6 +336,13 @@ class AdaproxParameter(Parameter):
         Zero moments would make a new pixel's first steps ``m / sqrt(v) ~ 3`` times the
         step size, the same for every new pixel: a ring of flux that costs tens of
         iterations to undo. With the box's largest second moment they start cautious.
+
+        Parameters
+        ----------
+        old_box
+            The box ``x`` is on.
+        new_box
+            The box to move it onto.
         """
         fill = {k: float(self.helpers[k].max(initial=0)) for k in ("v", "vhat")}
         super().resize(old_box, new_box)
@@ -274,6 +353,17 @@ class AdaproxParameter(Parameter):
             self.helpers[key][fresh] = value
 
     def update(self, it: int, input_grad: np.ndarray, *args) -> None:
+        """One proximal ADAM step, then up to ``max_prox_iter`` proximal iterations.
+
+        Parameters
+        ----------
+        it
+            The iteration number (0 first: the step is divided by ``first_step_damping``).
+        input_grad
+            The gradient handed down by the model.
+        *args
+            Passed on to ``grad``.
+        """
         g = self._gradient(input_grad, *args)
         h = self.helpers
         phi, psi = self.phi_psi(
@@ -314,6 +404,17 @@ class FistaParameter(Parameter):
         self.t = t0
 
     def update(self, it: int, input_grad: np.ndarray, *args) -> None:
+        """One FISTA step: gradient step, prox, momentum extrapolation.
+
+        Parameters
+        ----------
+        it
+            The iteration number.
+        input_grad
+            The gradient handed down by the model.
+        *args
+            Passed on to ``grad``.
+        """
         g = self._gradient(input_grad, *args)
         y = self.x - (self.step * g).astype(self.x.dtype, copy=False)
         z = self.prox(y) if self.prox is not None else y

@@ -41,6 +41,16 @@ def stack_psfs(kernels: Sequence[np.ndarray]) -> np.ndarray:
     """Stack 2D PSF images of different sizes as ``(n, h, w)`` float32.
 
     Smaller images are zero-padded, centred, to the largest height and width.
+
+    Parameters
+    ----------
+    kernels
+        2-d PSF images.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, h, w)`` float32.
     """
     ph = max(k.shape[0] for k in kernels)
     pw = max(k.shape[1] for k in kernels)
@@ -58,6 +68,18 @@ def validate_psfs(psfs, bands: Sequence[str]) -> np.ndarray:
     ------
     ValueError
         Naming the band whose PSF is missing, empty, not finite or badly shaped.
+
+    Parameters
+    ----------
+    psfs
+        ``(bands, ph, pw)`` array or a sequence of 2-d images.
+    bands
+        The band names (for the messages).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(bands, ph, pw)`` float32, each summing to 1.
     """
     if psfs is None:
         raise ValueError(f"No PSF given for bands {tuple(bands)}")
@@ -105,6 +127,18 @@ def difference_kernels(psfs: np.ndarray, model_psf: np.ndarray) -> np.ndarray:
 
     Computed as ``F(psf_b) / F(model_psf)`` on a grid padded so the kernel does not
     wrap, and cut back to the observed PSF's shape (centred).
+
+    Parameters
+    ----------
+    psfs
+        ``(bands, ph, pw)`` observed PSFs.
+    model_psf
+        ``(mh, mw)`` model PSF.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(bands, ph, pw)`` kernels.
     """
     from scipy import fft
 

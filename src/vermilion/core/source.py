@@ -39,14 +39,17 @@ class Source:
 
     @property
     def n_components(self) -> int:
+        """Number of components."""
         return len(self.components)
 
     @property
     def is_null(self) -> bool:
+        """Whether the source has no component (nothing to model)."""
         return len(self.components) == 0
 
     @property
     def bbox(self) -> Box:
+        """Union of the components' boxes (empty for a null source)."""
         if not self.components:
             return Box((0, 0))
         box = self.components[0].bbox
@@ -66,10 +69,12 @@ class Source:
 
     @property
     def bands(self) -> tuple[str, ...]:
+        """The bands of the components (empty for a null source)."""
         return self.components[0].bands if self.components else ()
 
     @property
     def flux_weighted_image(self) -> Image | None:
+        """The re-apportioned flux (Rubin name of ``flux``), or None."""
         return self.flux
 
     def get_model(self, bbox: Box | None = None, use_flux: bool = False) -> Image:
@@ -81,6 +86,11 @@ class Source:
             Box to lay the model on (default: the source's own box).
         use_flux
             Return the re-apportioned observed flux instead of the model.
+
+        Returns
+        -------
+        Image
+            ``(bands, h, w)`` on ``bbox`` (or the source's box).
         """
         if use_flux:
             if self.flux is None:

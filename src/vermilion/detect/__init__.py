@@ -23,34 +23,63 @@ Main entry points
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vermilion._lazy import lazy_exports
 
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .background import estimate_background
+    from .catalog import FLAG_COLUMNS, STANDARD_COLUMNS, SourceCatalog, SourceRecord
+    from .config import DETECT_CONFIG_KEY, DetectionConfig
+    from .detection import detect_sources
+    from .footprint import PEAK_DTYPE, Footprint, HeavyFootprint, SpanSet, make_peaks
+    from .ids import make_source_id, unpack_source_id
+    from .maps import (
+        DetectionMaps,
+        detection_maps,
+        inverse_variance_coadd,
+        psf_sigma_from_images,
+        psf_sigmas_from_images,
+    )
+
+__all__ = [
+    "DETECT_CONFIG_KEY",
+    "FLAG_COLUMNS",
+    "PEAK_DTYPE",
+    "STANDARD_COLUMNS",
+    "DetectionConfig",
+    "DetectionMaps",
+    "Footprint",
+    "HeavyFootprint",
+    "SourceCatalog",
+    "SourceRecord",
+    "SpanSet",
+    "detect_sources",
+    "detection_maps",
+    "estimate_background",
+    "inverse_variance_coadd",
+    "make_peaks",
+    "make_source_id",
+    "psf_sigma_from_images",
+    "psf_sigmas_from_images",
+    "unpack_source_id",
+]
+
+#: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
 _EXPORTS = {
-    "DEFAULT_MASK_PLANES": "maps",
-    "DETECT_CONFIG_KEY": "config",
-    "DetectionConfig": "config",
-    "DetectionMaps": "maps",
-    "detect_sources": "detection",
-    "detection_maps": "maps",
-    "estimate_background": "background",
-    "inverse_variance_coadd": "maps",
-    "mask_bits": "maps",
-    "psf_sigma_from_images": "maps",
-    "psf_sigmas_from_images": "maps",
-    "PEAK_DTYPE": "footprint",
-    "Footprint": "footprint",
-    "HeavyFootprint": "footprint",
-    "SpanSet": "footprint",
-    "make_peaks": "footprint",
-    "FLAG_COLUMNS": "catalog",
-    "STANDARD_COLUMNS": "catalog",
-    "SourceCatalog": "catalog",
-    "SourceRecord": "catalog",
-    "make_source_id": "ids",
-    "unpack_source_id": "ids",
+    "config": ("DETECT_CONFIG_KEY", "DetectionConfig"),
+    "detection": ("detect_sources",),
+    "maps": (
+        "DetectionMaps",
+        "detection_maps",
+        "inverse_variance_coadd",
+        "psf_sigma_from_images",
+        "psf_sigmas_from_images",
+    ),
+    "background": ("estimate_background",),
+    "footprint": ("PEAK_DTYPE", "Footprint", "HeavyFootprint", "SpanSet", "make_peaks"),
+    "catalog": ("FLAG_COLUMNS", "STANDARD_COLUMNS", "SourceCatalog", "SourceRecord"),
+    "ids": ("make_source_id", "unpack_source_id"),
 }
-
-__all__ = sorted(_EXPORTS)
-
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

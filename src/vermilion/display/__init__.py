@@ -10,7 +10,13 @@ is first made.
 """
 
 from .mosaic import scene_mosaic, sources_mosaic
-from .pictures import blend_thumbnail, render_blend_pictures, save_figure, save_rgb
+from .pictures import (
+    blend_thumbnail,
+    render_blend_pictures,
+    save_blend_pictures,
+    save_figure,
+    save_rgb,
+)
 from .plot import default_norm, show_loss, show_observation, show_scene, show_sources
 from .report import normalize_flags, write_report
 from .rgb import (
@@ -37,6 +43,7 @@ __all__ = [
     "normalize_flags",
     "render_blend_pictures",
     "residual_norm",
+    "save_blend_pictures",
     "save_figure",
     "save_rgb",
     "scene_mosaic",

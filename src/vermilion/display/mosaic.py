@@ -15,21 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .plot import (
-    _chosen_sources,
-    _component_spectra,
-    _extent,
-    _has_data,
-    _observed,
-    _on_box,
-    _peak_xy,
-    _resolve_sources,
-    _source_model,
-    _source_on_blend,
-    _spectrum_of,
-    default_norm,
-)
 from .rgb import img_to_rgb, residual_norm
+from .views import (
+    chosen_sources,
+    component_spectra,
+    default_norm,
+    image_extent,
+    observation_has_data,
+    observed_images,
+    on_box,
+    peak_xy,
+    resolve_sources,
+    source_model,
+    source_on_blend,
+    spectrum_of,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -157,7 +157,7 @@ def draw_mosaic(
             if isinstance(panel, SpectrumPanel):
                 _draw_spectrum_cell(canvas, panel, x0, cy0, cw, ch, fontsize, last_row)
                 continue
-            ex0, ex1, ey0, ey1 = _extent(panel.bbox)
+            ex0, ex1, ey0, ey1 = image_extent(panel.bbox)
             iw, ih = _fit((ey1 - ey0) / max(ex1 - ex0, 1e-9), cw, ch)
             ix0 = x0 + (cw - iw) / 2
             iy0 = cy0 + (ch - ih) / 2
@@ -252,10 +252,10 @@ def scene_mosaic(
     observation = blend.observation
     if norm is None:
         norm = default_norm(blend, channel_map)
-    sources = _resolve_sources(blend, None)
-    labels = [(*xy, str(i)) for i, s in sources if (xy := _peak_xy(s)) is not None]
+    sources = resolve_sources(blend, None)
+    labels = [(*xy, str(i)) for i, s in sources if (xy := peak_xy(s)) is not None]
     if rendered is None:
-        rendered = _on_box(blend.get_model(convolve=True), observation.bbox)
+        rendered = on_box(blend.get_model(convolve=True), observation.bbox)
     box = observation.bbox
     panels = []
     if show_model:
@@ -268,8 +268,8 @@ def scene_mosaic(
     panels.append(
         ImagePanel(img_to_rgb(rendered, channel_map, norm), box, "Model Rendered", labels)
     )
-    if _has_data(observation):
-        observed = _observed(observation)
+    if observation_has_data(observation):
+        observed = observed_images(observation)
         residual = observed - rendered
         panels.append(
             ImagePanel(img_to_rgb(observed, channel_map, norm), box, "Observation", labels)
@@ -298,19 +298,19 @@ def sources_mosaic(
     observation = blend.observation
     if norm is None:
         norm = default_norm(blend, channel_map)
-    chosen, n_total = _chosen_sources(blend, sources, max_sources)
+    chosen, n_total = chosen_sources(blend, sources, max_sources)
     box = observation.bbox
-    has_data = _has_data(observation)
-    obs_rgb = img_to_rgb(_observed(observation), channel_map, norm) if has_data else None
+    has_data = observation_has_data(observation)
+    obs_rgb = img_to_rgb(observed_images(observation), channel_map, norm) if has_data else None
     bands = list(getattr(observation, "bands", ()))
     kind = "Flux" if use_flux else "Model"
     rows = []
     for idx, src in chosen:
-        model = _source_model(src, use_flux)
+        model = source_model(src, use_flux)
         sbox = getattr(model, "bbox", None) or src.bbox
-        xy = _peak_xy(src)
+        xy = peak_xy(src)
         markers = [xy] if xy is not None else []
-        data = _source_on_blend(blend, model, use_flux)
+        data = source_on_blend(blend, model, use_flux)
         row = [
             ImagePanel(
                 img_to_rgb(model, channel_map, norm), sbox, f"{kind} {idx}", markers=markers
@@ -325,8 +325,8 @@ def sources_mosaic(
         ]
         if has_data:
             row.append(ImagePanel(obs_rgb, box, "Observation", markers=markers, rects=[sbox]))
-        comps = [cs for _, cs in _component_spectra(src, use_flux)]
-        row.append(SpectrumPanel(_spectrum_of(model), bands, "Spectrum", comps))
+        comps = [cs for _, cs in component_spectra(src, use_flux)]
+        row.append(SpectrumPanel(spectrum_of(model), bands, "Spectrum", comps))
         rows.append(row)
     if title is None and n_total > len(chosen):
         title = f"first {len(chosen)} of {n_total} sources"

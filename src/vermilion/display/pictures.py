@@ -15,18 +15,18 @@ import numpy as np
 
 from vermilion.core.files import atomic_write
 
-from .plot import (
-    _draw_scene,
-    _draw_sources,
-    _has_data,
-    _observed,
-    _on_box,
-    _resolve_sources,
-    default_norm,
-)
+from .panels import draw_scene, draw_sources
+from .plot import show_scene, show_sources
 from .rgb import Mapping, img_to_rgb, residual_norm
+from .views import default_norm, observation_has_data, observed_images, on_box, resolve_sources
 
-__all__ = ["blend_thumbnail", "render_blend_pictures", "save_figure", "save_rgb"]
+__all__ = [
+    "blend_thumbnail",
+    "render_blend_pictures",
+    "save_blend_pictures",
+    "save_figure",
+    "save_rgb",
+]
 
 
 def save_figure(
@@ -90,15 +90,15 @@ def blend_thumbnail(
     """
     observation = blend.observation
     if rendered is None:
-        rendered = _on_box(blend.get_model(convolve=True), observation.bbox)
+        rendered = on_box(blend.get_model(convolve=True), observation.bbox)
     h, w = rendered.shape[-2:]
     factor = int(np.ceil(max(h, w) / max_size)) if max(h, w) > max_size else 1
     if norm is None:
         norm = default_norm(blend, channel_map)
     panels = []
     model = _bin(rendered, factor)
-    if _has_data(observation):
-        observed = _bin(_observed(observation), factor)
+    if observation_has_data(observation):
+        observed = _bin(observed_images(observation), factor)
         residual = observed - model
         panels.append(img_to_rgb(observed, channel_map, norm))
         panels.append(img_to_rgb(model, channel_map, norm))
@@ -114,7 +114,7 @@ def blend_thumbnail(
 
 
 def _scene_flags(blend, show_observed: bool | None):
-    has = _has_data(blend.observation)
+    has = observation_has_data(blend.observation)
     if show_observed is None:
         show_observed = has
     return show_observed, show_observed and has
@@ -171,7 +171,7 @@ def render_blend_pictures(
     from matplotlib.figure import Figure
 
     show_obs, show_res = _scene_flags(blend, show_observed)
-    if show_obs and not _has_data(blend.observation):
+    if show_obs and not observation_has_data(blend.observation):
         raise ValueError("show_observed=True but the blend's observation holds no image data")
     if norm is None:
         norm = default_norm(blend, channel_map)
@@ -180,11 +180,11 @@ def render_blend_pictures(
     if isinstance(sources, (int, np.integer)):
         if sources < 0:
             raise ValueError(f"sources must be >= 0, got {sources}")
-        chosen = [i for i, _ in _resolve_sources(blend, None)][: int(sources)]
+        chosen = [i for i, _ in resolve_sources(blend, None)][: int(sources)]
     elif sources is None:
-        chosen = [i for i, _ in _resolve_sources(blend, None)][:max_sources]
+        chosen = [i for i, _ in resolve_sources(blend, None)][:max_sources]
     else:
-        chosen = [i for i, _ in _resolve_sources(blend, list(sources))]
+        chosen = [i for i, _ in resolve_sources(blend, list(sources))]
 
     n_scene = 2 + 2 * show_obs
     h, w = blend.observation.bbox.shape[-2:]
@@ -200,7 +200,7 @@ def render_blend_pictures(
         top, bottom = fig.subfigures(2, 1, height_ratios=[scene_h, sources_h])
     else:
         top, bottom = fig, None
-    _draw_scene(
+    draw_scene(
         top,
         blend,
         norm,
@@ -218,7 +218,7 @@ def render_blend_pictures(
         title=title,
     )
     if bottom is not None:
-        _draw_sources(
+        draw_sources(
             bottom,
             blend,
             chosen,
@@ -232,3 +232,58 @@ def render_blend_pictures(
             axes=axes,
         )
     return save_figure(fig, out_path, dpi=dpi)
+
+
+def save_blend_pictures(blend, out_dir: str | os.PathLike, stem: str) -> list[Path]:
+    """The pictures of the Rubin "Working with scarlet-lite Models" steps for one blend.
+
+    ``<stem>_scene.png`` (model, rendered, observed and residual, 100 dpi),
+    ``<stem>_sources.png`` (every source's model, rendering, observation and spectrum)
+    and ``<stem>_sources_flux.png`` (the same for the re-apportioned flux; run
+    `weight_sources` first), 80 dpi, all with the `default_norm` of the blend.
+
+    Parameters
+    ----------
+    blend
+        A fitted blend with image data (and re-apportioned fluxes).
+    out_dir
+        Folder of the pictures (it must exist).
+    stem
+        Start of the file names, e.g. ``"blend_<id>"``.
+
+    Returns
+    -------
+    list of Path
+        The three pictures, in the order above.
+    """
+    out_dir = Path(out_dir)
+    # The seed's AsinhMapping(minimum=0, stretch=0.1, Q=10) suits HSC counts; our images
+    # are in nJy, so let the display tune the stretch to the data and its noise.
+    norm = default_norm(blend)
+    fig = show_scene(
+        blend,
+        norm=norm,
+        show_model=True,
+        show_rendered=True,
+        show_observed=True,
+        show_residual=True,
+        linear=False,
+        figsize=(12, 4),
+        pyplot=False,
+    )
+    pictures = [out_dir / f"{stem}_scene.png"]
+    fig.savefig(pictures[-1], dpi=100)
+    for use_flux in (False, True):
+        fig = show_sources(
+            blend,
+            norm=norm,
+            show_model=True,
+            show_rendered=True,
+            show_observed=True,
+            show_spectrum=True,
+            use_flux=use_flux,
+            pyplot=False,
+        )
+        pictures.append(out_dir / f"{stem}_sources{'_flux' if use_flux else ''}.png")
+        fig.savefig(pictures[-1], dpi=80)
+    return pictures

@@ -93,7 +93,7 @@ def render_report_entry(
     """
     from .mosaic import scene_mosaic, sources_mosaic
     from .pictures import blend_thumbnail, save_figure, save_rgb
-    from .plot import _has_data, _on_box, default_norm
+    from .views import default_norm, observation_has_data, on_box
 
     info = dict(info or {})
     out_dir = Path(out_dir)
@@ -115,8 +115,8 @@ def render_report_entry(
             row["n_children"] = sum(1 for s in blend.sources if not getattr(s, "is_null", False))
         row["n_children"] = int(row["n_children"])
         observation = blend.observation
-        rendered = _on_box(blend.get_model(convolve=True), observation.bbox)
-        if row["chi2"] is None and _has_data(observation):
+        rendered = on_box(blend.get_model(convolve=True), observation.bbox)
+        if row["chi2"] is None and observation_has_data(observation):
             row["chi2"] = _number(_reduced_chi2(observation, rendered))
         if row["flux"] is None:
             row["flux"] = _number(np.sum(rendered, dtype=np.float64))

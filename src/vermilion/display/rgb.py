@@ -68,7 +68,7 @@ def channels_to_rgb(n_channels: int) -> np.ndarray:
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
-def _as_array(img) -> np.ndarray:
+def pixel_array(img) -> np.ndarray:
     """The pixel array of an ``Image`` (anything with ``.data`` that is not an ndarray)."""
     if isinstance(img, np.ndarray):
         return img
@@ -97,7 +97,7 @@ def img_to_3channel(
 
     Non-finite pixels are replaced by ``fill_value`` before the combination.
     """
-    data = _as_array(img)
+    data = pixel_array(img)
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:
@@ -276,7 +276,7 @@ def img_to_rgb(
     rgb
         ``uint8`` array of shape ``(h, w, 3)``; show it with ``imshow(rgb, origin="lower")``.
     """
-    data = _as_array(img)
+    data = pixel_array(img)
     rgb = img_to_3channel(data, channel_map=channel_map, fill_value=0.0)
     bad = None
     if data.ndim in (2, 3):
@@ -348,7 +348,7 @@ def asinh_norm(
     mask
         Pixels to ignore (True = hide).
     """
-    data = _as_array(img)
+    data = pixel_array(img)
     if data.ndim == 2:
         data = data[None]
     n_bands = data.shape[0]
@@ -385,7 +385,7 @@ def residual_norm(
 
     The range is ``±`` the ``percentile`` of the absolute combined channels.
     """
-    data = _as_array(residual)
+    data = pixel_array(residual)
     rgb = img_to_3channel(data, channel_map)
     values = np.abs(rgb[np.isfinite(rgb)])
     v = float(np.percentile(values, percentile)) if values.size else 0.0

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vermilion.core.masks import MASK_PLANES
+from vermilion.core.measure import blendedness
 
 from ._fields import NOWHERE, Where, as_bands, as_int_tuple, as_peak, user_array
 from .errors import ModelDataError
@@ -875,6 +876,10 @@ class ModelData:
         )
 
 
+#: Rubin's name of `ModelData` (``lsst.scarlet.lite.io.ScarletModelData``).
+ScarletModelData = ModelData
+
+
 # ---- helpers of ModelData.update_catalog_footprints ------------------------------------
 
 
@@ -1151,11 +1156,7 @@ def _blendedness(entry, total: np.ndarray | None, bbox: Box) -> float:
     if entry is None or total is None:
         return float("nan")
     box, rendered = entry
-    r = rendered.astype(np.float64)
-    den = float(np.sum(r * total[box.slices_in(bbox)]))
-    if not den > 0:
-        return float("nan")
-    return 1.0 - float(np.sum(r * r)) / den
+    return blendedness(rendered, total[box.slices_in(bbox)])
 
 
 class _ColumnUpdates:

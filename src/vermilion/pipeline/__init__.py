@@ -10,9 +10,31 @@ imports astropy (catalogs) and the patch runner the butler and Dask only when ru
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vermilion._lazy import lazy_exports
 
-from .config import CONFIG_KEY, DeblendConfig
+from .config import CONFIG_KEY, DeblendConfig, ScarletDeblendConfig
+
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .patches import (
+        DEFAULT_DEBLEND_RUN,
+        DeblendSummary,
+        PatchResult,
+        deblend_patch,
+        deblend_patches,
+    )
+    from .restart import (
+        BlendLoader,
+        add_source,
+        load_blend,
+        patch_blends,
+        restart_config,
+        save_blend,
+        warm_restart,
+    )
+    from .simulated import ingest_simulated_patch
+    from .task import DeblendTask
 
 __all__ = [
     "CONFIG_KEY",
@@ -22,33 +44,38 @@ __all__ = [
     "DeblendSummary",
     "DeblendTask",
     "PatchResult",
-    "add_deblend_arguments",
+    "ScarletDeblendConfig",
     "add_source",
     "deblend_patch",
     "deblend_patches",
+    "ingest_simulated_patch",
     "load_blend",
-    "main_deblend",
+    "patch_blends",
     "restart_config",
     "save_blend",
     "warm_restart",
 ]
 
-_MODULE_OF = {
-    "DeblendTask": "task",
-    "DEFAULT_DEBLEND_RUN": "patches",
-    "DeblendSummary": "patches",
-    "PatchResult": "patches",
-    "add_deblend_arguments": "patches",
-    "deblend_patch": "patches",
-    "deblend_patches": "patches",
-    "main_deblend": "patches",
-    "BlendLoader": "restart",
-    "add_source": "restart",
-    "load_blend": "restart",
-    "restart_config": "restart",
-    "save_blend": "restart",
-    "warm_restart": "restart",
+#: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
+_EXPORTS = {
+    "task": ("DeblendTask",),
+    "simulated": ("ingest_simulated_patch",),
+    "patches": (
+        "DEFAULT_DEBLEND_RUN",
+        "DeblendSummary",
+        "PatchResult",
+        "deblend_patch",
+        "deblend_patches",
+    ),
+    "restart": (
+        "BlendLoader",
+        "add_source",
+        "load_blend",
+        "patch_blends",
+        "restart_config",
+        "save_blend",
+        "warm_restart",
+    ),
 }
 
-
-__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

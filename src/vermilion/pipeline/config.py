@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_KEY", "DeblendConfig"]
+__all__ = ["CONFIG_KEY", "DeblendConfig", "ScarletDeblendConfig"]
 
 #: Key under which the config is recorded in model-data metadata and catalog meta.
 CONFIG_KEY = "deblend_config"
@@ -354,6 +354,10 @@ class DeblendConfig:
 
     def __str__(self) -> str:
         return "\n".join(f"{k} = {v!r}" for k, v in self.to_dict().items())
+
+
+#: Rubin's name of `DeblendConfig` (``lsst.meas.extensions.scarlet.ScarletDeblendConfig``).
+ScarletDeblendConfig = DeblendConfig
 
 
 # ---- value conversion -------------------------------------------------------------

@@ -12,12 +12,11 @@ cluster (default), a Dask local scheduler (``"synchronous"``, ``"threads"``,
 ``"processes"``) or any Dask scheduler given by address, with a progress bar
 and a `DeblendSummary` at the end.
 
-`main_deblend` / `add_deblend_arguments` are the ``vermilion deblend`` command.
+The ``vermilion deblend`` command (`vermilion.cli`) calls `deblend_patches`.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
@@ -46,10 +45,8 @@ __all__ = [
     "MODEL_DATASET",
     "DeblendSummary",
     "PatchResult",
-    "add_deblend_arguments",
     "deblend_patch",
     "deblend_patches",
-    "main_deblend",
 ]
 
 _log = logging.getLogger(__name__)
@@ -554,83 +551,3 @@ def _run_distributed(
             client.close()
         if cluster is not None:
             cluster.close()
-
-
-# ---- command line --------------------------------------------------------------------------
-
-
-def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the options of ``vermilion deblend`` to ``parser`` (for the CLI)."""
-    parser.add_argument("--repo", required=True, help="data repository path")
-    parser.add_argument("--tract", type=int, required=True, help="tract id")
-    parser.add_argument(
-        "--patch", type=int, nargs="+", required=True, help="sequential patch id(s)"
-    )
-    parser.add_argument("--skymap", default=None, help="sky map (default: the repository's)")
-    parser.add_argument("--bands", default=None, help="bands to use, e.g. 'griz' or 'g,r,i'")
-    parser.add_argument(
-        "--input", action="append", default=None, help="input collection(s) holding the coadds"
-    )
-    parser.add_argument("--output-run", default=DEFAULT_DEBLEND_RUN, help="output run")
-    parser.add_argument("--config", default=None, help="YAML or TOML file of DeblendConfig fields")
-    parser.add_argument(
-        "-c",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one config field, e.g. -c maxIter=100 (repeatable)",
-    )
-    parser.add_argument(
-        "--scheduler",
-        default=None,
-        help="Dask scheduler address, or synchronous/threads/processes (default: local cluster)",
-    )
-    parser.add_argument("-j", "--workers", type=int, default=None, help="cores (default: all)")
-    parser.add_argument("--redo", action="store_true", help="redo patches that are done")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--show-config", action="store_true", help="print the config and exit")
-    return parser
-
-
-def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
-    """Run ``vermilion deblend`` from parsed arguments (or an argument list); return the exit code.
-
-    The exit code is 0 when every patch was deblended or already done, 1 when a
-    patch failed.
-    """
-    if args is None or not isinstance(args, argparse.Namespace):
-        parser = add_deblend_arguments(
-            argparse.ArgumentParser(prog="vermilion deblend", description=__doc__.split("\n")[0])
-        )
-        args = parser.parse_args(args)
-    config = (
-        DeblendConfig.from_file(args.config) if getattr(args, "config", None) else DeblendConfig()
-    )
-    overrides = getattr(args, "overrides", None) or []
-    if overrides:
-        config = config.from_args(overrides)
-    if getattr(args, "show_config", False):
-        print(config)
-        return 0
-    bands = getattr(args, "bands", None)
-    if isinstance(bands, str):
-        split = "," in bands or " " in bands
-        bands = bands.replace(",", " ").split() if split else list(bands)
-    summary = deblend_patches(
-        args.repo,
-        args.tract,
-        args.patch,
-        config=config,
-        scheduler=getattr(args, "scheduler", None),
-        redo=getattr(args, "redo", False),
-        workers=getattr(args, "workers", None),
-        skymap=getattr(args, "skymap", None),
-        bands=bands,
-        input_collections=getattr(args, "input", None),
-        output_run=getattr(args, "output_run", DEFAULT_DEBLEND_RUN),
-        progress=not getattr(args, "no_progress", False),
-    )
-    print(summary)
-    return 1 if summary.failed else 0

@@ -22,7 +22,7 @@ if given) into a new run; the pipeline's outputs are never replaced.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "BlendLoader",
     "add_source",
     "load_blend",
+    "patch_blends",
     "restart_config",
     "save_blend",
     "warm_restart",
@@ -575,3 +576,60 @@ def save_blend(
         if existing is not None:
             butler.pruneDatasets([existing], disassociate=True, unstore=True, purge=True)
         return butler.put(model, MODEL_DATASET, data_id, run=run)
+
+
+#: Catalog flags a patch report shows for a blend.
+REPORT_FLAGS = (
+    "deblend_failed",
+    "deblend_skipped",
+    "deblend_tooManyPeaks",
+    "deblend_parentTooBig",
+    "deblend_masked",
+)
+
+
+def patch_blends(
+    repo: Any,
+    tract: int,
+    patch: int,
+    collections: str | Sequence[str] | None = None,
+    max_blends: int | None = None,
+) -> Iterator[tuple[int, Blend, dict[str, Any]]]:
+    """Every stored blend of one patch, rebuilt on the patch's exposure as the pipeline fitted it.
+
+    Parameters
+    ----------
+    repo
+        Repository path or ``Butler``.
+    tract, patch
+        The patch.
+    collections
+        Where to look (default: `default_collections`).
+    max_blends
+        Only the first this many blends.
+
+    Returns
+    -------
+    iterator of (int, Blend, dict)
+        ``(parent id, blend, info)`` with ``info`` holding ``n_children`` and the set
+        ``flags`` of `REPORT_FLAGS`, as `vermilion.display.write_report` takes them.
+    """
+    from vermilion.io import multiband_data_to_blend
+    from vermilion.repo import MultibandExposure
+
+    butler = _open(repo, _collections(collections))
+    catalog = butler.get(CATALOG_DATASET, tract=tract, patch=patch)
+    reader = butler.get(MODEL_DATASET, tract=tract, patch=patch)
+    mexposure = MultibandExposure.from_butler(
+        butler, reader.bands, EXPOSURE_DATASET, tract=tract, patch=patch
+    )
+    ids = [int(i) for i in reader.blends]
+    if max_blends is not None:
+        ids = ids[:max_blends]
+    for blend_id in ids:
+        record = catalog.find(blend_id)
+        blend = multiband_data_to_blend(
+            reader, blend_id, mexposure=mexposure, footprint=record.getFootprint()
+        )
+        flags = [name for name in REPORT_FLAGS if name in record.colnames and bool(record[name])]
+        yield blend_id, blend, {"n_children": int(record["deblend_nChild"]), "flags": flags}

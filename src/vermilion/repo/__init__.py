@@ -9,9 +9,85 @@ first use, so that ``import vermilion.repo`` imports neither the butler nor astr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vermilion._lazy import lazy_exports
 
-_WHERE = {
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .butler import (
+        CATALOG_DATASET,
+        DEFAULT_COADD_RUN,
+        DEFAULT_DEBLEND_RUN,
+        EXPOSURE_DATASET,
+        MODEL_DATASET,
+        REPO_VERSION,
+        SKYMAP_RUN,
+        check_repo,
+        default_collections,
+        default_skymap,
+        get_exposures,
+        get_skymap,
+        repo_bands,
+        repo_root,
+    )
+    from .errors import (
+        BBoxError,
+        CorruptFileError,
+        DataIdError,
+        DatasetMissingError,
+        FormatVersionError,
+        PsfMissingError,
+        RepoError,
+        RepoVersionError,
+    )
+    from .ingest import ingest_arrays, ingest_coadd, ingest_model_data
+    from .multiband import MultibandExposure
+    from .psf import ImagePsf
+    from .repository import DATASET_TYPES, create_repo, describe_repo, open_repo, register_skymap
+    from .single_band import Exposure
+    from .skymap import PatchInfo, SkyMap, TractInfo
+
+__all__ = [
+    "CATALOG_DATASET",
+    "DATASET_TYPES",
+    "DEFAULT_COADD_RUN",
+    "DEFAULT_DEBLEND_RUN",
+    "EXPOSURE_DATASET",
+    "MODEL_DATASET",
+    "REPO_VERSION",
+    "SKYMAP_RUN",
+    "BBoxError",
+    "CorruptFileError",
+    "DataIdError",
+    "DatasetMissingError",
+    "Exposure",
+    "FormatVersionError",
+    "ImagePsf",
+    "MultibandExposure",
+    "PatchInfo",
+    "PsfMissingError",
+    "RepoError",
+    "RepoVersionError",
+    "SkyMap",
+    "TractInfo",
+    "check_repo",
+    "create_repo",
+    "default_collections",
+    "default_skymap",
+    "describe_repo",
+    "get_exposures",
+    "get_skymap",
+    "ingest_arrays",
+    "ingest_coadd",
+    "ingest_model_data",
+    "open_repo",
+    "register_skymap",
+    "repo_bands",
+    "repo_root",
+]
+
+#: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
+_EXPORTS = {
     "errors": (
         "BBoxError",
         "CorruptFileError",
@@ -42,17 +118,8 @@ _WHERE = {
         "repo_bands",
         "repo_root",
     ),
-    "repository": (
-        "DATASET_TYPES",
-        "create_repo",
-        "describe_repo",
-        "open_repo",
-        "register_skymap",
-    ),
+    "repository": ("DATASET_TYPES", "create_repo", "describe_repo", "open_repo", "register_skymap"),
     "ingest": ("ingest_arrays", "ingest_coadd", "ingest_model_data"),
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-__all__ = sorted(_MODULE_OF)
 
-
-__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

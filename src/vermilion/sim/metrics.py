@@ -35,11 +35,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.bbox import Box
+from ..core.masks import MASK_PLANES
+from ..core.measure import scene_blendedness
 
 __all__ = [
     "DEFAULT_BLEND_BINS",
     "DEFAULT_SNR_BINS",
     "Evaluation",
+    "accuracy_against_truth",
     "blendedness",
     "concatenate",
     "evaluate",
@@ -193,21 +196,7 @@ def blendedness(source_images: Sequence, shape: tuple[int, int] | None = None) -
         if b.overlaps(frame):
             a, c = frame.overlapped_slices(b)
             total[(slice(None), *a)] += s.image[(slice(None), *c)]
-    return _blendedness_against(source_images, boxes, total, frame)
-
-
-def _blendedness_against(source_images, boxes, total: np.ndarray, frame: Box) -> np.ndarray:
-    """Blendedness of each source against ``total``, the scene ``(bands, H, W)`` on ``frame``."""
-    out = np.zeros(len(source_images))
-    for k, (s, b) in enumerate(zip(source_images, boxes)):
-        if not b.overlaps(frame):
-            continue
-        a, c = frame.overlapped_slices(b)
-        mine = s.image[(slice(None), *c)].astype(np.float64)
-        self_ = np.sum(mine**2)
-        cross = np.sum(mine * total[(slice(None), *a)])
-        out[k] = 1 - self_ / cross if cross > 0 else 0.0
-    return np.clip(out, 0.0, 1.0)
+    return scene_blendedness([s.image for s in source_images], boxes, total, frame)
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,34 +516,9 @@ def evaluate(
             raise ValueError(f"child {k} needs numeric 'x' and 'y'") from None
     ti, ci, sep = match_to_truth(txy, cxy, max_sep)
 
-    # Truth per-source quantities.
-    tsi = None
-    if source_images is not None:
-        tsi = [
-            _clip(np.asarray(s.image), _as_box(s.box, np.asarray(s.image), "box"), clip)
-            for s in source_images
-        ]
-    snr_b = (
-        np.stack([_column(truth, f"snr_{b}") for b in bands], axis=1)
-        if all(_column(truth, f"snr_{b}") is not None for b in bands) and n
-        else None
+    tsi, snr_b, snr, blend, valid = _truth_quantities(
+        truth, bands, n, source_images, image_shape, clip, rms
     )
-    if snr_b is None:
-        snr_b = np.full((n, nb), np.nan)
-        if tsi is not None and rms is not None:
-            for k, (im, _) in enumerate(tsi):
-                snr_b[k] = np.sqrt(np.sum(im.astype(np.float64) ** 2, axis=(1, 2))) / rms
-    snr = _column(truth, "snr")
-    snr = np.sqrt(np.sum(snr_b**2, axis=1)) if snr is None else snr.astype(float)
-    blend = _column(truth, "blendedness")
-    if blend is None:
-        blend = (
-            blendedness(source_images, image_shape)
-            if source_images is not None
-            else np.full(n, np.nan)
-        )
-    valid = _column(truth, "in_no_data")
-    valid = np.ones(n, bool) if valid is None else ~valid.astype(bool)
     nn = nearest_neighbour_distance(txy)
 
     # Per match.
@@ -593,15 +557,7 @@ def evaluate(
     with np.errstate(divide="ignore", invalid="ignore"):
         err_model = model_flux / true_flux - 1
         err_flux = flux / true_flux - 1
-    child_snr = np.full(len(children), np.nan)
-    if rms is not None:
-        for k, c in enumerate(children):
-            if c.get("model") is not None:
-                mim = np.asarray(c["model"])
-                mim, _ = _clip(mim, _as_box(c.get("model_box"), mim, "model_box"), clip)
-                child_snr[k] = np.sqrt(
-                    np.sum(np.sum(mim.astype(np.float64) ** 2, axis=(1, 2)) / rms**2)
-                )
+    child_snr = _child_snr(children, rms, clip)
     t_matched = np.zeros(n, bool)
     t_matched[ti] = True
     c_matched = np.zeros(len(children), bool)
@@ -632,6 +588,56 @@ def evaluate(
     )
 
 
+def _truth_quantities(truth, bands, n, source_images, image_shape, clip, rms):
+    """The truth's images clipped to the image, S/N per band and in all, blendedness, validity.
+
+    Taken from the truth table where it has them, else measured on ``source_images``.
+    """
+    nb = len(bands)
+    tsi = None
+    if source_images is not None:
+        tsi = [
+            _clip(np.asarray(s.image), _as_box(s.box, np.asarray(s.image), "box"), clip)
+            for s in source_images
+        ]
+    snr_b = (
+        np.stack([_column(truth, f"snr_{b}") for b in bands], axis=1)
+        if all(_column(truth, f"snr_{b}") is not None for b in bands) and n
+        else None
+    )
+    if snr_b is None:
+        snr_b = np.full((n, nb), np.nan)
+        if tsi is not None and rms is not None:
+            for k, (im, _) in enumerate(tsi):
+                snr_b[k] = np.sqrt(np.sum(im.astype(np.float64) ** 2, axis=(1, 2))) / rms
+    snr = _column(truth, "snr")
+    snr = np.sqrt(np.sum(snr_b**2, axis=1)) if snr is None else snr.astype(float)
+    blend = _column(truth, "blendedness")
+    if blend is None:
+        blend = (
+            blendedness(source_images, image_shape)
+            if source_images is not None
+            else np.full(n, np.nan)
+        )
+    valid = _column(truth, "in_no_data")
+    valid = np.ones(n, bool) if valid is None else ~valid.astype(bool)
+    return tsi, snr_b, snr, blend, valid
+
+
+def _child_snr(children, rms, clip) -> np.ndarray:
+    """Optimal S/N of every child's model against the sky noise (nan without one)."""
+    child_snr = np.full(len(children), np.nan)
+    if rms is not None:
+        for k, c in enumerate(children):
+            if c.get("model") is not None:
+                mim = np.asarray(c["model"])
+                mim, _ = _clip(mim, _as_box(c.get("model_box"), mim, "model_box"), clip)
+                child_snr[k] = np.sqrt(
+                    np.sum(np.sum(mim.astype(np.float64) ** 2, axis=(1, 2)) / rms**2)
+                )
+    return child_snr
+
+
 def _colour(f: np.ndarray) -> np.ndarray:
     """Consecutive-band colours in mag (nan where a flux is not positive)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -641,6 +647,66 @@ def _colour(f: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 # Helpers for simulated patches
+
+
+def accuracy_against_truth(catalog, truth, bands, max_sep: float = 2.0) -> dict[str, float]:
+    """Accuracy of a deblended catalog: children matched to true sources by peak position.
+
+    The flux of a child is its re-apportioned flux (``deblend_reapportionedFlux_<band>``)
+    and the error is relative to the true flux, over all bands of the matched pairs.
+
+    Parameters
+    ----------
+    catalog
+        The deblended catalog (``parent``, ``peak_x``, ``peak_y`` and the flux columns).
+    truth
+        The simulation's truth table (``x``, ``y``, ``snr``, ``flux_<band>``).
+    bands
+        The bands to compare.
+    max_sep
+        Largest match distance in pixels.
+
+    Returns
+    -------
+    dict
+        ``matched`` (count), ``median_abs_flux_error``, ``median_abs_flux_error_snr20``
+        (true S/N > 20) and ``completeness_snr10`` (fraction of true sources of S/N > 10
+        matched); empty without children or truth.
+    """
+    children = catalog[np.asarray(catalog["parent"]) != 0]
+    if len(children) == 0 or len(truth) == 0:
+        return {}
+    t_xy = np.stack([np.asarray(truth["x"], float), np.asarray(truth["y"], float)], axis=1)
+    c_xy = np.stack(
+        [np.asarray(children["peak_x"], float), np.asarray(children["peak_y"], float)], axis=1
+    )
+    ti, ci, _ = match_to_truth(t_xy, c_xy, max_sep)
+    errors, errors20 = [], []
+    snr = np.asarray(truth["snr"], float)
+    for band in bands:
+        column = f"deblend_reapportionedFlux_{band}"
+        if column not in children.colnames:
+            continue
+        true = np.asarray(truth[f"flux_{band}"], float)[ti]
+        measured = np.asarray(children[column], float)[ci]
+        ok = true > 0
+        rel = np.abs(measured[ok] - true[ok]) / true[ok]
+        errors.append(rel)
+        errors20.append(rel[snr[ti][ok] > 20])
+    detectable = snr > 10
+    found = np.zeros(len(truth), bool)
+    found[ti] = True
+
+    def median(parts: list[np.ndarray]) -> float:
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        return float(np.median(values)) if values.size else np.nan
+
+    return {
+        "matched": float(len(ti)),
+        "median_abs_flux_error": median(errors),
+        "median_abs_flux_error_snr20": median(errors20),
+        "completeness_snr10": float(found[detectable].mean()) if detectable.any() else np.nan,
+    }
 
 
 def evaluate_patch(patch, children: Sequence[Mapping], max_sep: float = 2.0) -> Evaluation:
@@ -664,8 +730,6 @@ def truth_children(patch, reapportion: bool = True) -> list[dict]:
     to the true images (as a deblender re-apportions flux; zero on BAD and NO_DATA pixels); on
     a noiseless scene it equals the true image. Needs ``return_source_images=True``.
     """
-    from .simulate import MASK_PLANES
-
     if patch.source_images is None:
         raise ValueError("truth_children needs a patch simulated with return_source_images=True")
     full = patch.bbox

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.bbox import Box
 from ..core.masks import MASK_PLANES
+from ..core.measure import scene_blendedness
 from .catalog import band_fluxes, draw_magnitudes, draw_properties
 from .survey import FLUX_ZERO_POINT, LSST_BANDS, band_parameters, parse_bands, parse_depth
 
@@ -561,8 +562,6 @@ def _draw_catalog(config: SimConfig, mag_range: tuple[float, float]) -> np.ndarr
 def _snr_and_blendedness(
     images: np.ndarray, stamps: list[SourceImage], noise_rms: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    from .metrics import _blendedness_against
-
     snr2 = np.zeros((len(stamps), images.shape[0]))
     full = Box(images.shape[-2:])
     inv_var = (1.0 / noise_rms**2)[:, None, None]
@@ -572,7 +571,7 @@ def _snr_and_blendedness(
             mine = s.image[(slice(None), *b)].astype(np.float64)
             snr2[k] = np.sum(mine**2 * inv_var, axis=(1, 2))
     boxes = [s.box for s in stamps]
-    return np.sqrt(snr2), _blendedness_against(stamps, boxes, images, full)
+    return np.sqrt(snr2), scene_blendedness([s.image for s in stamps], boxes, images, full)
 
 
 def _truth_array(catalog, bands, band_idx, snr_b, blendedness, in_no_data) -> np.ndarray:
