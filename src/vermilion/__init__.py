@@ -87,6 +87,8 @@ _LAZY = {
     "warm_restart": "vermilion.pipeline",
     "add_source": "vermilion.pipeline",
     "BlendLoader": "vermilion.pipeline",
+    "update_catalog_footprints": "vermilion.pipeline",
+    "updateCatalogFootprints": "vermilion.pipeline",
     # simulations
     "simulate_patch": "vermilion.sim",
     "simulate_blend": "vermilion.sim",

@@ -30,6 +30,8 @@ __all__ = [
     "main_deblend",
     "restart_config",
     "save_blend",
+    "updateCatalogFootprints",
+    "update_catalog_footprints",
     "warm_restart",
 ]
 
@@ -48,6 +50,8 @@ _MODULE_OF = {
     "restart_config": "restart",
     "save_blend": "restart",
     "warm_restart": "restart",
+    "update_catalog_footprints": "footprints",
+    "updateCatalogFootprints": "footprints",
 }
 
 
