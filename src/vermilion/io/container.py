@@ -172,7 +172,7 @@ class ModelDataWriter:
         if blend_id in self._ids:
             raise ModelDataError("blend id written twice", blend_id=blend_id)
         blend.validate(blend_id, self.model.bands)
-        header, arrays = blend_record(blend_id, blend, self.model.own_fields(blend))
+        header, arrays = blend_record(blend_id, blend, self.model.own_fields(blend), self.model)
         comp, raw_length = encode_record(header, arrays, self._codec)
         with self._lock:
             self._check_open()

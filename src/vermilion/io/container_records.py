@@ -32,6 +32,7 @@ from ._fields import (
     as_list,
     as_peak,
     as_shape,
+    as_source_id,
     require,
 )
 from .components import (
@@ -40,9 +41,10 @@ from .components import (
     IsolatedSourceData,
     SourceData,
 )
-from .data import BlendData
+from .data import BlendData, ModelData
 from .errors import ModelDataError
 from .metadata import decode_metadata, encode_metadata
+from .rubin_json import blend_to_dict, parse_blend
 
 __all__ = [
     "CODECS",
@@ -188,7 +190,10 @@ class Cursor:
             )
 
 
-def blend_record(blend_id: int, blend: BlendData, own: dict[str, Any]) -> tuple[dict, list]:
+def blend_record(
+    blend_id: int, blend: BlendData, own: dict[str, Any], model: ModelData | None = None
+) -> tuple[dict, list]:
+    """The header and arrays of a blend's record (``model``: the patch, for child blends)."""
     arrays: list[np.ndarray] = []
     header: dict[str, Any] = {
         "id": int(blend_id),
@@ -223,12 +228,20 @@ def blend_record(blend_id: int, blend: BlendData, own: dict[str, Any]) -> tuple[
                 nb, h, w = c.model.shape
                 table.append([_CUBE, *map(int, c.origin), *c.peak, nb, h, w])
                 arrays.append(c.model)
-        entry: list[Any] = [int(sid), src.peak_id, len(src.components)]
+        entry: list[Any] = [
+            sid if isinstance(sid, str) else int(sid),
+            src.peak_id,
+            len(src.components),
+        ]
         if src.metadata:
             entry.append(plain_metadata(src.metadata, Where(blend_id, sid), "metadata"))
         sources.append(entry)
     header["sources"] = sources
     header["components"] = table
+    if blend.children is not None:
+        # the children's layout in Rubin's form, their sources by id (stored above)
+        tree = blend_to_dict(blend, model or ModelData(), source_ids_only=True)
+        header["children"] = tree["children"]
     return header, arrays
 
 
@@ -355,7 +368,7 @@ def parse_blend_record(header: dict, payload: np.ndarray, blend_id: int) -> Blen
             raise w.error("a source entry has 3 or 4 fields", "sources")
         sid, peak_id, n_comp = entry[0], entry[1], entry[2]
         if type(sid) is not int or not INT64_MIN <= sid <= INT64_MAX:
-            sid = as_id(sid, w, "sources")
+            sid = as_source_id(sid, w, "sources")
         if sid in sources:
             raise w.source(sid).error("duplicate source id", "sources")
         if peak_id is not None and type(peak_id) is not int:
@@ -381,7 +394,13 @@ def parse_blend_record(header: dict, payload: np.ndarray, blend_id: int) -> Blen
         sources[sid] = SourceData(comps, peak_id, smeta)
     if row != len(rows):
         raise w.error(f"{len(rows) - row} components belong to no source", "components")
-    return BlendData(origin, shape, sources, psf_center, psf, bands, model_psf, footprint, meta)
+    children = None
+    if header.get("children") is not None:
+        tree = {"blend_type": "hierarchical", "children": header["children"], "version": "1.0.0"}
+        children = parse_blend(tree, blend_id, source_table=sources).children
+    return BlendData(
+        origin, shape, sources, psf_center, psf, bands, model_psf, footprint, meta, children
+    )
 
 
 def parse_isolated_record(header: dict, payload: np.ndarray, source_id: int) -> IsolatedSourceData:

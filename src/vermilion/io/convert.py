@@ -16,7 +16,7 @@ import numpy as np
 from vermilion.core.masks import MASK_PLANES, mask_bits
 from vermilion.core.psf import stack_psfs
 
-from ._fields import Where, as_id
+from ._fields import Where, as_source_id
 from .components import CubeComponentData, FactorizedComponentData, SourceData, argmax_peak
 from .data import BlendData
 from .errors import ModelDataError
@@ -93,7 +93,7 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
     sources: dict[int, SourceData] = {}
     for i, src in enumerate(blend.sources):
         meta = dict(src.metadata or {})
-        sid = as_id(meta.pop("id", i), Where(), "source id")
+        sid = as_source_id(meta.pop("id", i), Where(), "source id")
         if sid in sources:
             raise ModelDataError("two sources of the blend have this id", source_id=sid)
         peak_id = meta.pop("peak_id", None)

@@ -82,6 +82,10 @@ class BlendData:
         Optional ``(h, w)`` boolean mask of the parent footprint on the blend box.
     metadata
         Free JSON-compatible metadata.
+    children
+        For a hierarchical blend (Rubin's ``blend_type`` "hierarchical"): its child
+        blends ``{blend_id: BlendData}``, nested as stored; ``sources`` then holds
+        all their sources. None for a plain blend.
     """
 
     origin: tuple[int, int]
@@ -93,6 +97,7 @@ class BlendData:
     model_psf: np.ndarray | None = None
     footprint: np.ndarray | None = None
     metadata: dict[str, Any] | None = None
+    children: dict[int, BlendData] | None = None
 
     @property
     def bbox(self) -> Box:
@@ -165,6 +170,13 @@ class BlendData:
             if not isinstance(src, SourceData):
                 raise where.error(f"expected SourceData, got {type(src).__name__}", "sources")
             src.validate(where.source(sid), n_bands)
+        if self.children is not None:
+            if not isinstance(self.children, dict):
+                raise where.error("children must be a dict {blend_id: BlendData}", "children")
+            for cid, child in self.children.items():
+                if not isinstance(child, BlendData):
+                    raise where.error(f"expected BlendData, got {type(child).__name__}", "children")
+                child.validate(cid, patch_bands if self.bands is None else self.bands)
 
     def to_blend(self, observation=None, *, model_psf=None, psf=None, bands=None):
         """Rebuild a `vermilion.core.Blend` of fixed components from the stored data.
@@ -192,6 +204,7 @@ class BlendData:
             and arrays_equal(self.footprint, other.footprint)
             and metadata_equal(self.metadata, other.metadata)
             and self.sources == other.sources
+            and self.children == other.children
         )
 
     def __repr__(self) -> str:
@@ -404,6 +417,7 @@ class ModelData:
             own.get("model_psf"),
             blend.footprint,
             blend.metadata,
+            blend.children,
         )
 
     def __repr__(self) -> str:

@@ -14,6 +14,14 @@ from ._fields import Where, as_dict, as_int, as_list, as_shape, as_str, float_ar
 
 __all__ = ["decode_metadata", "encode_metadata"]
 
+# Array dtypes kept exactly through every format -> numpy kind.
+_ARRAY_DTYPES = {
+    "bool": "b",
+    **{f"int{n}": "i" for n in (8, 16, 32, 64)},
+    **{f"uint{n}": "u" for n in (8, 16, 32, 64)},
+    **{f"float{n}": "f" for n in (16, 32, 64)},
+}
+
 
 def decode_metadata(m: Any, w: Where, field: str) -> dict[str, Any]:
     """Decode Rubin metadata: arrays as flat ``key`` + ``key_shape`` (+ ``key_dtype``)."""
@@ -30,22 +38,27 @@ def decode_metadata(m: Any, w: Where, field: str) -> dict[str, Any]:
         if shape is None:
             raise w.error("missing field", f"{field}.{key}_shape")
         shape = as_shape(shape, None, w, f"{field}.{key}_shape")
-        dtype = m.pop(f"{key}_dtype", "float32")
-        if dtype == "bool":
-            arr = float_array(values, shape, w, f"{field}.{key}") != 0
-        elif isinstance(dtype, str) and dtype.startswith(("int", "uint")):
-            vals = as_list(values, w, f"{field}.{key}")
+        dtype = m.pop(f"{key}_dtype", "float32")  # Rubin's default (legacy files)
+        m_field = f"{field}.{key}"
+        kind = _ARRAY_DTYPES.get(dtype) if isinstance(dtype, str) else None
+        if kind is None:
+            raise w.error(f"unsupported array dtype {str(dtype)[:40]!r}", f"{m_field}_dtype")
+        if kind == "b":
+            arr = float_array(values, shape, w, m_field) != 0
+        elif kind in "iu":
+            vals = as_list(values, w, m_field)
             if len(vals) != math.prod(shape):
                 raise w.error(
                     f"array has {len(vals)} values but its shape {shape} needs {math.prod(shape)}",
-                    f"{field}.{key}",
+                    m_field,
                 )
-            arr = np.array([as_int(v, w, f"{field}.{key}") for v in vals], dtype=np.int64)
-            arr = arr.reshape(shape)
-        elif isinstance(dtype, str) and dtype.startswith("float"):
-            arr = float_array(values, shape, w, f"{field}.{key}")
+            info = np.iinfo(dtype)
+            ints = [as_int(v, w, m_field) for v in vals]
+            if ints and not (info.min <= min(ints) and max(ints) <= info.max):
+                raise w.error(f"a value does not fit in {dtype}", m_field)
+            arr = np.array(ints, dtype=dtype).reshape(shape)
         else:
-            raise w.error(f"unsupported array dtype {dtype!r}", f"{field}.{key}_dtype")
+            arr = float_array(values, shape, w, m_field, dtype=dtype)
         m[key] = arr
     return m
 

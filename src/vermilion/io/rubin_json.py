@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from ._fields import (
     as_list,
     as_peak,
     as_shape,
+    as_source_id,
     float_array,
     require,
 )
@@ -59,6 +61,7 @@ from .schema import (
 
 __all__ = [
     "DictReader",
+    "UnknownModelTypeWarning",
     "blend_to_dict",
     "dumps",
     "isolated_to_dict",
@@ -72,6 +75,12 @@ __all__ = [
 ]
 
 MODEL_TYPES = ("lsst", "scarlet_model")
+
+
+class UnknownModelTypeWarning(UserWarning):
+    """A model file whose ``model_type`` is not one vermilion knows (it is read anyway)."""
+
+
 HIERARCHICAL_TYPES = ("hierarchical", "hierarchical_blend")
 
 
@@ -125,19 +134,25 @@ def _migrate(registry: MigrationRegistry, d: dict, w: Where) -> dict:
         raise e.with_context(blend_id=w.blend_id, source_id=w.source_id) from None
 
 
-def parse_blend(d: Any, blend_id: int) -> BlendData:
-    """A blend dict of any Rubin version -> `BlendData` (hierarchical blends flattened)."""
+def parse_blend(d: Any, blend_id: int, source_table: dict | None = None) -> BlendData:
+    """A blend dict of any Rubin version -> `BlendData`.
+
+    A hierarchical blend keeps its children (``BlendData.children``, nested as
+    stored) and also lists all their sources as its own (``sources``).
+    ``source_table``: ``{source_id: SourceData}`` when ``sources`` holds ids only
+    (the children of a hierarchical blend in our container).
+    """
     w = Where(blend_id)
     d = _migrate(BLEND_MIGRATIONS, as_dict(d, w, "blend"), w)
     btype = d.get("blend_type", "blend")
     if btype == "blend":
-        return _parse_flat_blend(d, w)
+        return _parse_flat_blend(d, w, source_table)
     if btype in HIERARCHICAL_TYPES:
-        return _parse_hierarchical(d, w)
+        return _parse_hierarchical(d, w, source_table)
     raise w.error(f"unknown blend type {str(btype)[:40]!r}", "blend_type")
 
 
-def _parse_flat_blend(d: dict, w: Where) -> BlendData:
+def _parse_flat_blend(d: dict, w: Where, source_table: dict | None = None) -> BlendData:
     origin = as_int_tuple(require(d, "origin", w), 2, w, "origin")
     shape = as_shape(require(d, "shape", w), 2, w, "shape")
     meta = decode_metadata(d.get("metadata"), w, "metadata")
@@ -149,6 +164,8 @@ def _parse_flat_blend(d: dict, w: Where) -> BlendData:
         raise w.error("the observed PSF must be a (bands, h, w) array", "metadata.psf")
     if psf is not None and bands is not None and psf.shape[0] != len(bands):
         raise w.error(f"{psf.shape[0]} PSF bands for {len(bands)} bands", "metadata.psf")
+    if psf is not None:
+        psf = psf.astype(np.float32, copy=False)
     model_psf = meta.pop("model_psf", None)
     if model_psf is not None:
         model_psf = normalize_model_psf(model_psf, w, "metadata.model_psf")
@@ -165,24 +182,33 @@ def _parse_flat_blend(d: dict, w: Where) -> BlendData:
                 "metadata.spans",
             )
     sources = {}
-    for key, s in as_dict(require(d, "sources", w), w, "sources").items():
-        sid = as_id(key, w, "sources")
-        sources[sid] = parse_source(s, w.source(sid))
+    if source_table is not None:
+        for key in as_list(require(d, "sources", w), w, "sources"):
+            sid = as_source_id(key, w, "sources")
+            if sid not in source_table:
+                raise w.source(sid).error("a child blend names a source the blend lacks", "sources")
+            sources[sid] = source_table[sid]
+    else:
+        for key, s in as_dict(require(d, "sources", w), w, "sources").items():
+            sid = as_source_id(key, w, "sources")
+            sources[sid] = parse_source(s, w.source(sid))
     return BlendData(
         origin, shape, sources, psf_center, psf, bands, model_psf, footprint, meta or None
     )
 
 
-def _parse_hierarchical(d: dict, w: Where) -> BlendData:
-    """A parent of several child blends: one `BlendData` with all their sources."""
+def _parse_hierarchical(d: dict, w: Where, source_table: dict | None = None) -> BlendData:
+    """A parent of several child blends: its children, and all their sources as its own."""
     children = as_dict(require(d, "children", w), w, "children")
     meta = decode_metadata(d.get("metadata"), w, "metadata")
-    sources: dict[int, SourceData] = {}
+    sources: dict = {}
+    kids: dict[int, BlendData] = {}
     first: BlendData | None = None
     boxes = []
     for key, child in children.items():
         cid = as_id(key, w, "children")
-        cb = parse_blend(child, cid)
+        cb = parse_blend(child, cid, source_table)
+        kids[cid] = cb
         first = first or cb
         boxes.append((cb.origin, cb.shape))
         for sid, src in cb.sources.items():
@@ -218,6 +244,7 @@ def _parse_hierarchical(d: dict, w: Where) -> BlendData:
         first.model_psf if first else None,
         footprint,
         meta or None,
+        children=kids,
     )
 
 
@@ -248,7 +275,13 @@ def parse_model_header(d: Any) -> tuple[ModelData, dict, dict]:
     d = MODEL_MIGRATIONS.migrate(d, d.get("version", PRE_SCHEMA))
     mtype = d.get("model_type", "scarlet_model")
     if mtype not in MODEL_TYPES:
-        raise ModelDataError(f"unknown model type {str(mtype)[:40]!r}", field="model_type")
+        # lsst.scarlet.lite reads the document whatever its model_type: so do we
+        warnings.warn(
+            f"model_type {str(mtype)[:40]!r} is not one of {list(MODEL_TYPES)}; "
+            "read as a scarlet model, as lsst.scarlet.lite does",
+            UnknownModelTypeWarning,
+            stacklevel=2,
+        )
     meta = decode_metadata(d.get("metadata"), NOWHERE, "metadata")
     model_psf = meta.pop("model_psf", None)
     psf = meta.pop("psf", None)
@@ -308,7 +341,7 @@ def source_to_dict(source_id: int, s: SourceData) -> dict:
     meta: dict[str, Any] = dict(s.metadata or {})
     if s.peak_id is not None:
         meta["peak_id"] = int(s.peak_id)
-    meta.setdefault("id", int(source_id))
+    meta.setdefault("id", source_id if isinstance(source_id, str) else int(source_id))
     return {
         "source_type": "source",
         "components": [component_to_dict(c) for c in s.components],
@@ -317,7 +350,14 @@ def source_to_dict(source_id: int, s: SourceData) -> dict:
     }
 
 
-def blend_to_dict(blend: BlendData, model: ModelData) -> dict:
+def blend_to_dict(blend: BlendData, model: ModelData, source_ids_only: bool = False) -> dict:
+    """The versioned Rubin dict of a blend (hierarchical blends with their children).
+
+    ``source_ids_only``: list the sources' ids instead of the sources (our container
+    stores the components of a hierarchical blend's children in its own table).
+    """
+    if blend.children is not None:
+        return _hierarchical_to_dict(blend, model, source_ids_only)
     meta: dict[str, Any] = dict(blend.metadata or {})
     own = model.own_fields(blend)
     if "bands" in own:
@@ -330,12 +370,34 @@ def blend_to_dict(blend: BlendData, model: ModelData) -> dict:
         meta["psf_center"] = [float(blend.psf_center[1]), float(blend.psf_center[0])]
     if blend.footprint is not None:
         meta["spans"] = np.asarray(blend.footprint, dtype=bool)
+    if source_ids_only:
+        sources: Any = list(blend.sources)
+    else:
+        sources = {str(sid): source_to_dict(sid, s) for sid, s in blend.sources.items()}
     out = {
         "blend_type": "blend",
         "origin": [int(o) for o in blend.origin],
         "shape": [int(s) for s in blend.shape],
-        "sources": {str(sid): source_to_dict(sid, s) for sid, s in blend.sources.items()},
+        "sources": sources,
         "version": BLEND_MIGRATIONS.current,
+    }
+    if meta:
+        out["metadata"] = encode_metadata(meta)
+    return out
+
+
+def _hierarchical_to_dict(blend: BlendData, model: ModelData, source_ids_only: bool) -> dict:
+    meta: dict[str, Any] = dict(blend.metadata or {})
+    if blend.footprint is not None:
+        meta["spans"] = np.asarray(blend.footprint, dtype=bool)
+        meta["origin"] = [int(o) for o in blend.origin]
+    out: dict[str, Any] = {
+        "blend_type": "hierarchical",
+        "children": {
+            str(cid): blend_to_dict(child, model, source_ids_only)
+            for cid, child in blend.children.items()
+        },
+        "version": "1.0.0",
     }
     if meta:
         out["metadata"] = encode_metadata(meta)

@@ -18,14 +18,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._fields import NOWHERE, Where, as_dict, as_float, as_id, as_int_tuple, as_list, require
+from ._fields import (
+    NOWHERE,
+    Where,
+    as_dict,
+    as_float,
+    as_int_tuple,
+    as_list,
+    as_source_id,
+    require,
+)
 
 __all__ = ["blend_pre_schema", "model_pre_schema"]
 
 
 def model_pre_schema(d: dict) -> dict:
     """Legacy A/B top level (``psfShape``, ``psf``, ``bands``/``filters``) -> metadata."""
-    if "metadata" not in d:
+    if d.get("metadata") is None:  # absent, or null as lsst's as_dict() writes it
         meta: dict[str, Any] = {}
         if "psf" in d or "psfShape" in d:
             meta["model_psf"] = require(d, "psf", NOWHERE, "psf")
@@ -89,26 +98,42 @@ def _legacy_blend(b: dict, origin, shape, meta: dict, factorized, cube) -> dict:
     w = NOWHERE
     sources = {}
     for key, s in as_dict(require(b, "sources", w), w, "sources").items():
-        ws = Where(source_id=as_id(key, w, "sources"))
+        ws = Where(source_id=as_source_id(key, w, "sources"))
         s = as_dict(s, ws, "source")
         comps = []
         for kind, convert in (("factorized", factorized), ("components", cube)):
             for i, c in enumerate(as_list(s.get(kind, []), ws, kind)):
-                comps.append(convert(as_dict(c, ws, f"{kind}[{i}]"), ws, f"{kind}[{i}]"))
+                c = as_dict(c, ws, f"{kind}[{i}]")
+                if kind == "components" and c.get("component_type") == "factorized":
+                    # a versioned factorized component in a legacy B list (lsst's own
+                    # legacy test writes these)
+                    comps.append(dict(c))
+                else:
+                    comps.append(convert(c, ws, f"{kind}[{i}]"))
         peak_id = s.get("peak_id", s.get("peakId"))
-        sources[key] = {
-            "source_type": "source",
-            "components": comps,
-            "metadata": {} if peak_id is None else {"peak_id": peak_id},
-        }
+        smeta = _merge_encoded(s.get("metadata"), {} if peak_id is None else {"peak_id": peak_id})
+        sources[key] = {"source_type": "source", "components": comps, "metadata": smeta}
     return {
         "blend_type": "blend",
         "origin": origin,
         "shape": shape,
         "sources": sources,
-        "metadata": meta,
+        "metadata": _merge_encoded(b.get("metadata"), meta),
         "version": "1.0.0",
     }
+
+
+def _merge_encoded(stored: Any, extra: dict) -> dict:
+    """Rubin-encoded metadata stored with a legacy object, plus the legacy fields lifted into it."""
+    if not isinstance(stored, dict):
+        return extra
+    out = dict(stored)
+    for key, value in extra.items():
+        if key == "array_keys":
+            out[key] = [*as_list(out.get(key, []), NOWHERE, "metadata.array_keys"), *value]
+        else:
+            out[key] = value
+    return out
 
 
 def _legacy_a_blend(b: dict) -> dict:

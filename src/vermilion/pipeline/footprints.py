@@ -207,7 +207,14 @@ class _FootprintRun:
     def _rows(self, blend, pid: int) -> list[int]:
         rows = []
         for source in blend.sources:
-            sid = int(source.metadata["id"])
+            sid = source.metadata["id"]
+            if isinstance(sid, str):
+                raise ModelDataError(
+                    f"source id {sid!r} is a string: catalog records have integer ids",
+                    blend_id=pid,
+                    source_id=sid,
+                )
+            sid = int(sid)
             row = self.row_of.get(sid)
             if row is None:
                 raise ModelDataError(
