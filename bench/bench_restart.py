@@ -12,7 +12,7 @@ children with their peak), then times:
   ``parameters={"bbox": box}``) and ``multibandDataToScarlet`` with the parent
   footprint; target <= 20 ms (median over random blends);
 - the same through `vermilion.pipeline.restart.BlendLoader` (datasets resolved once);
-- ``ModelData.update_catalog_footprints`` for one band of the whole patch: heavy
+- ``vermilion.update_catalog_footprints`` for one band of the whole patch: heavy
   footprints of the rendered models, and of the re-apportioned image; target <= 60 s.
 
 Files are in the page cache (the usual case when a user inspects a patch). Wall and
@@ -242,6 +242,8 @@ def main() -> None:
 
         if args.no_footprints:
             return
+        from vermilion import update_catalog_footprints
+
         print()
         band = "r"
         for label, with_image in (("rendered models", False), ("re-apportioned image", True)):
@@ -256,7 +258,7 @@ def main() -> None:
                 t_read += time.perf_counter() - t0
             psf = butler.get("deepCoadd_calexp.psf", tract=0, patch=0, band=band)
             t0, c0 = time.perf_counter(), time.process_time()
-            n = md.update_catalog_footprints(cat, band, psf, redistribute_image=image)
+            n = update_catalog_footprints(cat, md, band, psf, redistribute_image=image)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             verdict = "OK" if wall <= 60 else "OVER TARGET"
             print(

@@ -82,6 +82,8 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
         deblend_patches,
         load_blend,
         save_blend,
+        update_catalog_footprints,
+        updateCatalogFootprints,
         warm_restart,
     )
     from .repo import (
@@ -171,6 +173,8 @@ __all__ = [
     "simulate_blend",
     "simulate_patch",
     "unpack_source_id",
+    "updateCatalogFootprints",
+    "update_catalog_footprints",
     "warm_restart",
     "weight_sources",
 ]
@@ -224,6 +228,8 @@ _EXPORTS = {
         "load_blend",
         "save_blend",
         "warm_restart",
+        "update_catalog_footprints",
+        "updateCatalogFootprints",
         "add_source",
         "BlendLoader",
     ),

@@ -163,14 +163,14 @@ def test_non_finite_in_a_container_is_named(tmp_path, monkeypatch):
 
 
 def test_unknown_component_type_in_a_container(tmp_path, monkeypatch):
-    real = container_module._blend_record
+    real = container_module.blend_record
 
     def sersic(*args):
         header, arrays = real(*args)
         header["components"][0][0] = 7
         return header, arrays
 
-    monkeypatch.setattr(container_module, "_blend_record", sersic)
+    monkeypatch.setattr(container_module, "blend_record", sersic)
     with ModelDataWriter(tmp_path / "x.vmd", _meta()) as writer:
         writer.add_blend(9, _one_blend())
     monkeypatch.undo()
@@ -180,14 +180,14 @@ def test_unknown_component_type_in_a_container(tmp_path, monkeypatch):
 
 
 def test_wrong_array_size_in_a_container(tmp_path, monkeypatch):
-    real = container_module._blend_record
+    real = container_module.blend_record
 
     def bigger(*args):
         header, arrays = real(*args)
         header["components"][0][6] += 1  # claims one more row than stored
         return header, arrays
 
-    monkeypatch.setattr(container_module, "_blend_record", bigger)
+    monkeypatch.setattr(container_module, "blend_record", bigger)
     with ModelDataWriter(tmp_path / "x.vmd", _meta()) as writer:
         writer.add_blend(9, _one_blend())
     monkeypatch.undo()

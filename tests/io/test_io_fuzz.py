@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from vermilion.io import ModelData, ModelDataError
 from vermilion.io._fields import Where
 from vermilion.io._synthetic import synthetic_model_data
-from vermilion.io.container import _parse_blend_record
+from vermilion.io.container_records import parse_blend_record
 
 # VERMILION_FUZZ_EXAMPLES=5000 for a longer hunt
 SETTINGS = settings(
@@ -162,7 +162,7 @@ def test_mutated_json_document(mutations):
 def test_random_record_headers(header, n):
     payload = np.ones(n, np.float32)
     try:
-        _parse_blend_record(header, payload, 5)
+        parse_blend_record(header, payload, 5)
     except ModelDataError:
         pass
 
@@ -185,7 +185,7 @@ def test_random_record_headers(header, n):
 def test_structured_record_headers(header, n):
     payload = np.ones(n, np.float32)
     try:
-        blend = _parse_blend_record(header, payload, 5)
+        blend = parse_blend_record(header, payload, 5)
     except ModelDataError:
         return
     blend.validate(5)  # whatever parses is a valid blend
@@ -196,5 +196,5 @@ def test_fuzz_bases_are_valid():
     assert ModelData.read(WORK / "tiny.scarlet") == TINY
     assert ModelData.read(WORK / "tiny.json") == TINY
     with pytest.raises(ModelDataError):
-        _parse_blend_record({"id": 4}, np.ones(1, np.float32), 5)
+        parse_blend_record({"id": 4}, np.ones(1, np.float32), 5)
     assert Where(1, 2).error("x", "f").source_id == 2

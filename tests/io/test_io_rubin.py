@@ -10,7 +10,8 @@ import pytest
 
 from vermilion.io import ModelData, ModelDataError
 from vermilion.io.migration import MigrationRegistry, parse_version
-from vermilion.io.rubin import MODEL_MIGRATIONS, model_to_dict
+from vermilion.io.rubin_json import model_to_dict
+from vermilion.io.schema import MODEL_MIGRATIONS
 
 
 def test_v29_file_loads_both_blends(v29_path):

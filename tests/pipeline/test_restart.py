@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from restart_testdata import PATCH, TRACT, make_repo
 
+import vermilion
 from vermilion.io import ModelData, ModelDataError, blend_to_data, multiband_data_to_blend
+from vermilion.pipeline.footprints import update_catalog_footprints, updateCatalogFootprints
 from vermilion.pipeline.restart import (
     BlendLoader,
     add_source,
@@ -274,7 +276,7 @@ def test_heavy_footprints_hold_the_reapportioned_flux(repo, loader):
     )[band]
     psf = butler.get("deepCoadd_calexp.psf", tract=TRACT, patch=PATCH, band=band)
     n_blends = len(model.blends)
-    n = model.update_catalog_footprints(catalog, band, psf, redistribute_image=exposure)
+    n = update_catalog_footprints(catalog, model, band, psf, redistribute_image=exposure)
     children = np.flatnonzero(np.asarray(catalog["parent"]) != 0)
     assert n == len(children)
     assert not model.blends  # each blend dropped once done
@@ -321,7 +323,7 @@ def test_heavy_footprints_of_the_models(repo, loader):
     b = model.bands.index(band)
     pid = loader.parent_ids(n_children=5)[0]
     blend, _ = loader.load(pid)
-    n = model.update_catalog_footprints(catalog, band, None, remove_model_data=False)
+    n = update_catalog_footprints(catalog, model, band, None, remove_model_data=False)
     assert n == int(np.sum(np.asarray(catalog["parent"]) != 0))
     assert len(model.blends) == len(loader.parent_ids())
     rendered = blend.get_model(convolve=True).data[b]
@@ -354,8 +356,8 @@ def test_isolated_sources_and_a_plain_array(repo):
     catalog, model = DeblendTask({"processSingles": False}, workers=1).run(sim, parents)
     assert isinstance(catalog, SourceCatalog) and model.isolated
     b = sim.bands.index("g")
-    n = model.update_catalog_footprints(
-        catalog, "g", sim.psfs[b], redistribute_image=sim.images[b], mask_image=sim.mask[b]
+    n = update_catalog_footprints(
+        catalog, model, "g", sim.psfs[b], redistribute_image=sim.images[b], mask_image=sim.mask[b]
     )
     assert n == int(np.sum(np.asarray(catalog["parent"]) != 0))
     assert not model.isolated and not model.blends
@@ -470,8 +472,13 @@ def test_bad_requests_through_the_repository(repo, loader):
     # update_catalog_footprints: unknown band, an image that does not cover the blends
     _, catalog, model = _catalog_and_models(repo, loader)
     with pytest.raises(ModelDataError, match="band 'N921' is not in"):
-        model.update_catalog_footprints(catalog, "N921", None)
+        update_catalog_footprints(catalog, model, "N921", None)
     with pytest.raises(ModelDataError, match="covers") as err:
-        model.update_catalog_footprints(catalog, "r", None, redistribute_image=np.zeros((20, 20)))
+        update_catalog_footprints(catalog, model, "r", None, redistribute_image=np.zeros((20, 20)))
     assert err.value.blend_id is not None
+    # the Rubin spelling: modelData first, as lsst.meas.extensions.scarlet.io has it
+    with pytest.raises(ModelDataError, match="band 'N921' is not in"):
+        updateCatalogFootprints(model, catalog, "N921")
+    assert vermilion.updateCatalogFootprints is updateCatalogFootprints
+    assert vermilion.update_catalog_footprints is update_catalog_footprints
     assert len(model.blends) == len(loader.parent_ids())  # nothing consumed on error

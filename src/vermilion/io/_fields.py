@@ -21,6 +21,9 @@ MAX_SIDE = 1 << 16
 # Largest number of elements in one stored array.
 MAX_ELEMENTS = 1 << 30
 
+# Longest string source id accepted.
+MAX_ID_CHARS = 256
+
 _ID_RE = re.compile(r"-?[0-9]{1,20}")
 
 
@@ -29,11 +32,11 @@ class Where:
 
     __slots__ = ("blend_id", "source_id")
 
-    def __init__(self, blend_id: int | None = None, source_id: int | None = None) -> None:
+    def __init__(self, blend_id: int | None = None, source_id: int | str | None = None) -> None:
         self.blend_id = blend_id
         self.source_id = source_id
 
-    def source(self, source_id: int | None) -> Where:
+    def source(self, source_id: int | str | None) -> Where:
         return Where(self.blend_id, source_id)
 
     def error(self, reason: str, field: str | None = None) -> ModelDataError:
@@ -140,6 +143,19 @@ def as_id(v: Any, where: Where, field: str) -> int:
     return as_int(v, where, field)
 
 
+def as_source_id(v: Any, where: Where, field: str) -> int | str:
+    """A source id: a 64-bit integer (from an int or a decimal string), else a string id.
+
+    lsst.scarlet.lite accepts any id for a source (its tests use ``"peak-0"``); a
+    string that is not a decimal integer is kept as that string.
+    """
+    if isinstance(v, str) and not _ID_RE.fullmatch(v):
+        if not v or len(v) > MAX_ID_CHARS:
+            raise where.error(f"a string id must have 1 to {MAX_ID_CHARS} characters", field)
+        return v
+    return as_id(v, where, field)
+
+
 def as_bands(v: Any, where: Where, field: str) -> tuple[str, ...]:
     v = as_list(v, where, field)
     if not all(isinstance(b, str) for b in v):
@@ -155,15 +171,17 @@ def as_str(v: Any, where: Where, field: str) -> str:
     return v
 
 
-def float_array(values: Any, shape: tuple[int, ...], where: Where, field: str) -> np.ndarray:
-    """A flat list of numbers as a finite float32 array of ``shape``."""
+def float_array(
+    values: Any, shape: tuple[int, ...], where: Where, field: str, dtype: Any = np.float32
+) -> np.ndarray:
+    """A flat list of numbers as a finite array of ``shape`` (float32 unless ``dtype``)."""
     values = as_list(values, where, field)
     n = math.prod(shape)
     if len(values) != n:
         raise where.error(f"array has {len(values)} values but its shape {shape} needs {n}", field)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            arr = np.array(values, dtype=np.float32)
+            arr = np.array(values, dtype=dtype)
     except (TypeError, ValueError, OverflowError):
         raise where.error("array values must be numbers", field) from None
     if arr.ndim != 1 or arr.size != n:

@@ -7,10 +7,8 @@ Layout (all integers little-endian)::
     index    48 B/entry blend table sorted by id, then isolated-source table sorted by id
     footer   64 bytes   where the index and metadata record are, counts, CRCs, end magic
 
-A record is ``compress(u32 header length + header JSON + shuffle(float32 payload))``;
-the byte shuffle stores all the floats' first bytes, then all their second bytes, and
-so on, which lets the compressor (zstandard by default, or zlib) find the runs of
-exponent bytes and zeros in smooth, thresholded models; it is exactly reversible.
+A record is ``compress(u32 header length + header JSON + shuffle(float32 payload))``
+(see `vermilion.io.container_records`).
 Each index entry holds the record's offset, compressed and raw lengths, CRC32 of the
 compressed bytes, the source count and the blend box, so one blend is read with a
 footer read, a binary search of the on-disk index (a few 8-byte reads), one record
@@ -23,8 +21,6 @@ moved into place with ``os.replace`` when complete (streaming, so not through
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import struct
 import tempfile
@@ -36,45 +32,42 @@ import numpy as np
 
 from vermilion.core.files import default_file_mode
 
-from ._fields import (
-    INT64_MAX,
-    INT64_MIN,
-    MAX_ELEMENTS,
-    MAX_SIDE,
-    Where,
-    as_bands,
-    as_dict,
-    as_float,
-    as_id,
-    as_int,
-    as_int_tuple,
-    as_list,
-    as_peak,
-    as_shape,
-    require,
+from . import registry
+from ._fields import MAX_ELEMENTS, Where, as_bands, as_id, as_shape, require
+from .components import IsolatedSourceData
+from .container_records import (
+    CODECS,
+    Codec,
+    Cursor,
+    blend_record,
+    decode_record,
+    encode_record,
+    parse_blend_record,
+    parse_isolated_record,
+    plain_metadata,
 )
-from .data import (
-    BlendData,
-    CubeComponentData,
-    FactorizedComponentData,
-    IsolatedSourceData,
-    ModelData,
-    SourceData,
-)
+from .data import BlendData, ModelData
 from .errors import ModelDataError
+from .metadata import decode_metadata
 from .migration import MigrationRegistry
 from .readers import DECODE_ERRORS, ModelDataReader
-from .rubin import MODEL_MIGRATIONS, decode_metadata, encode_metadata
+from .schema import MODEL_MIGRATIONS
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "ContainerReader", "ModelDataWriter"]
+__all__ = [
+    "ENTRY",
+    "FOOTER",
+    "FORMAT_VERSION",
+    "HEADER",
+    "MAGIC",
+    "ContainerReader",
+    "ModelDataWriter",
+    "parse_blend_record",
+    "write_container",
+]
 
 MAGIC = b"\x89VML\r\n\x1a\n"
 END_MAGIC = b"VMLINDEX"
 FORMAT_VERSION = 1
-CODEC_ZLIB = 1  # zlib over byte-shuffled floats
-CODEC_ZSTD = 2  # zstandard over byte-shuffled floats
-CODECS = {"zlib": CODEC_ZLIB, "zstd": CODEC_ZSTD}
-
 HEADER = struct.Struct("<8sHHI")
 # index_offset, n_blends, n_isolated, index_crc, meta_offset, meta_length, meta_raw_length,
 # meta_crc, format_version, codec, footer_crc, end magic
@@ -97,347 +90,6 @@ assert ENTRY.itemsize == 48
 
 #: The container's own header schema (record header JSON); migrations go here.
 CONTAINER_MIGRATIONS = MigrationRegistry("container record", "1.0.0")
-
-_LEN = struct.Struct("<I")
-_JSON = json.JSONDecoder()
-# Component kinds in a record header.
-_FACTORIZED, _CUBE = 0, 1
-
-
-# ---- the float payload filter -------------------------------------------------------
-
-
-def _filter(payload: np.ndarray) -> bytes:
-    """Byte shuffle: all first bytes of the floats, then all second bytes, ..."""
-    return payload.view(np.uint8).reshape(-1, 4).T.tobytes()
-
-
-def _unfilter(buf: bytes | memoryview, n: int) -> np.ndarray:
-    planes = np.frombuffer(buf, np.uint8, 4 * n).reshape(4, n)
-    out = np.empty((n, 4), np.uint8)
-    # four contiguous-source copies are faster than one transposing copy
-    for k in range(4):
-        out[:, k] = planes[k]
-    return out.view(np.float32).reshape(n)
-
-
-# ---- records ------------------------------------------------------------------------
-
-
-class _Codec:
-    """Compression of records: zlib (standard library) or zstandard (faster to read)."""
-
-    def __init__(self, codec: int, level: int = 6) -> None:
-        if codec not in (CODEC_ZLIB, CODEC_ZSTD):
-            raise ModelDataError(f"unknown codec {codec}", field="codec")
-        self.codec = codec
-        self.level = level
-        self._local = threading.local()
-
-    def compress(self, raw: bytes) -> bytes:
-        if self.codec == CODEC_ZLIB:
-            return zlib.compress(raw, self.level)
-        c = getattr(self._local, "c", None)
-        if c is None:
-            import zstandard
-
-            c = self._local.c = zstandard.ZstdCompressor(level=self.level)
-        return c.compress(raw)
-
-    def decompress(self, comp: bytes, raw_length: int, where: Where) -> bytes:
-        if self.codec == CODEC_ZLIB:
-            try:
-                return zlib.decompressobj().decompress(comp, raw_length + 1)
-            except zlib.error as e:
-                raise where.error(f"cannot decompress: {e}", "record") from None
-        import zstandard
-
-        d = getattr(self._local, "d", None)
-        if d is None:
-            d = self._local.d = zstandard.ZstdDecompressor()
-        try:
-            if zstandard.frame_content_size(comp) != raw_length:
-                raise where.error("compressed size disagrees with the index", "record")
-            return d.decompress(comp, max_output_size=raw_length)
-        except zstandard.ZstdError as e:
-            raise where.error(f"cannot decompress: {e}", "record") from None
-
-
-def _encode_record(header: dict, arrays: list[np.ndarray], codec: _Codec) -> tuple[bytes, int]:
-    """Compressed record bytes and the raw length."""
-    hdr = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
-    if arrays:
-        payload = np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in arrays])
-    else:
-        payload = np.zeros(0, np.float32)
-    raw = b"".join((_LEN.pack(len(hdr)), hdr, _filter(payload)))
-    return codec.compress(raw), len(raw)
-
-
-def _decode_record(
-    comp: bytes, raw_length: int, crc: int, where: Where, codec: _Codec
-) -> tuple[dict, np.ndarray]:
-    if zlib.crc32(comp) != crc:
-        raise where.error("checksum mismatch: the stored bytes are corrupted", "crc")
-    raw = codec.decompress(comp, raw_length, where)
-    if len(raw) != raw_length:
-        raise where.error(
-            f"decompressed to {len(raw)} bytes, the index says {raw_length}", "record"
-        )
-    if raw_length < 4:
-        raise where.error("record too short", "record")
-    (hlen,) = _LEN.unpack_from(raw)
-    if 4 + hlen > raw_length or (raw_length - 4 - hlen) % 4:
-        raise where.error("record header length is inconsistent", "record")
-    try:
-        header = _JSON.decode(raw[4 : 4 + hlen].decode("utf-8"))
-    except (ValueError, RecursionError) as e:
-        raise where.error(f"record header is not valid JSON: {e}", "record") from None
-    n = (raw_length - 4 - hlen) // 4
-    payload = _unfilter(memoryview(raw)[4 + hlen :], n)
-    return as_dict(header, where, "record"), payload
-
-
-class _Cursor:
-    """Consume a record's float payload array by array, checking sizes."""
-
-    __slots__ = ("payload", "pos", "where")
-
-    def __init__(self, payload: np.ndarray, where: Where) -> None:
-        self.payload = payload
-        self.pos = 0
-        self.where = where
-
-    def take(self, shape: tuple[int, ...], field: str) -> np.ndarray:
-        n = 1
-        for s in shape:
-            n *= s
-        if self.pos + n > self.payload.size:
-            raise self.where.error(f"array of shape {shape} runs past the end of the record", field)
-        out = self.payload[self.pos : self.pos + n].reshape(shape)
-        self.pos += n
-        return out
-
-    def done(self) -> None:
-        if self.pos != self.payload.size:
-            raise self.where.error(
-                f"{self.payload.size - self.pos} unexplained values at the end of the record",
-                "record",
-            )
-
-
-def _blend_record(blend_id: int, blend: BlendData, own: dict[str, Any]) -> tuple[dict, list]:
-    arrays: list[np.ndarray] = []
-    header: dict[str, Any] = {
-        "id": int(blend_id),
-        "origin": [int(o) for o in blend.origin],
-        "shape": [int(s) for s in blend.shape],
-    }
-    if blend.psf_center is not None:
-        header["psf_center"] = [float(c) for c in blend.psf_center]
-    if "bands" in own:
-        header["bands"] = list(own["bands"])
-    if "psf" in own:
-        header["psf"] = list(own["psf"].shape)
-        arrays.append(own["psf"])
-    if "model_psf" in own:
-        header["model_psf"] = list(own["model_psf"].shape)
-        arrays.append(own["model_psf"])
-    if blend.footprint is not None:
-        header["footprint"] = True
-        arrays.append(np.asarray(blend.footprint, dtype=np.float32))
-    if blend.metadata:
-        header["metadata"] = _plain_metadata(blend.metadata, Where(blend_id), "metadata")
-    sources: list[list] = []
-    table: list[list] = []
-    for sid, src in blend.sources.items():
-        for c in src.components:
-            if isinstance(c, FactorizedComponentData):
-                h, w = c.morph.shape
-                table.append([_FACTORIZED, *map(int, c.origin), *c.peak, c.spectrum.shape[0], h, w])
-                arrays.append(c.spectrum)
-                arrays.append(c.morph)
-            else:
-                nb, h, w = c.model.shape
-                table.append([_CUBE, *map(int, c.origin), *c.peak, nb, h, w])
-                arrays.append(c.model)
-        entry: list[Any] = [int(sid), src.peak_id, len(src.components)]
-        if src.metadata:
-            entry.append(_plain_metadata(src.metadata, Where(blend_id, sid), "metadata"))
-        sources.append(entry)
-    header["sources"] = sources
-    header["components"] = table
-    return header, arrays
-
-
-def _plain_metadata(meta: dict, where: Where, field: str) -> dict:
-    """Metadata must be JSON-compatible (arrays go through the Rubin array_keys encoding)."""
-    enc = encode_metadata(meta)
-    try:
-        json.dumps(enc, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise where.error(f"metadata is not JSON-compatible: {e}", field) from None
-    return enc
-
-
-_LIM = 2**31
-_NUMBER = (int, float)
-
-
-def _component_rows(rows: Any, w: Where) -> tuple[list[list], int]:
-    """The component rows ``[kind, y0, x0, peak_y, peak_x, bands, h, w]``, checked.
-
-    Also returns the number of payload values the rows need.
-    """
-    rows = as_list(rows, w, "components")
-    size = 0
-    for row in rows:
-        if type(row) is not list or len(row) != 8:
-            raise w.error("component rows must have 8 numbers", "components")
-        kind, oy, ox, py, px, nb, h, wd = row
-        if not (
-            type(kind) is int
-            and type(oy) is int
-            and type(ox) is int
-            and type(nb) is int
-            and type(h) is int
-            and type(wd) is int
-            and type(py) in _NUMBER
-            and type(px) in _NUMBER
-        ):
-            raise w.error("component rows must hold integers and numbers", "components")
-        if kind != _FACTORIZED and kind != _CUBE:
-            raise w.error(f"unknown component type {kind}", "components")
-        # (comparisons with NaN are False, so these also reject non-finite peaks)
-        if not (0 <= nb <= MAX_SIDE and 0 <= h <= MAX_SIDE and 0 <= wd <= MAX_SIDE):
-            raise w.error("component shape out of range", "components")
-        if not (
-            -_LIM < oy < _LIM and -_LIM < ox < _LIM and -_LIM < py < _LIM and -_LIM < px < _LIM
-        ):
-            raise w.error("component position out of range", "components")
-        size += nb + h * wd if kind == _FACTORIZED else nb * h * wd
-    return rows, size
-
-
-def _locate_non_finite(
-    w: Where, bad: int, start: int, entries: list, rows: list[list]
-) -> ModelDataError:
-    """The error naming the source and field of the non-finite payload value ``bad``."""
-    if bad < start:
-        return w.error("non-finite value", "psf")
-    pos, row = start, 0
-    for entry in entries:
-        sid = entry[0] if isinstance(entry, list) and entry else None
-        n_comp = entry[2] if isinstance(entry, list) and len(entry) > 2 else 0
-        for i, (kind, *_, nb, h, wd) in enumerate(rows[row : row + n_comp]):
-            parts = (
-                [("spectrum", nb), ("morph", h * wd)]
-                if kind == _FACTORIZED
-                else [("model", nb * h * wd)]
-            )
-            for name, size in parts:
-                if pos <= bad < pos + size:
-                    return w.source(sid).error("non-finite value", f"components[{i}].{name}")
-                pos += size
-        row += n_comp
-    return w.error("non-finite value", "record")
-
-
-def _parse_blend_record(header: dict, payload: np.ndarray, blend_id: int) -> BlendData:
-    w = Where(blend_id)
-    stored_id = as_id(require(header, "id", w), w, "id")
-    if stored_id != blend_id:
-        raise w.error(f"the record holds blend {stored_id}", "id")
-    cur = _Cursor(payload, w)
-    origin = as_int_tuple(require(header, "origin", w), 2, w, "origin")
-    shape = as_shape(require(header, "shape", w), 2, w, "shape")
-    psf_center = header.get("psf_center")
-    if psf_center is not None:
-        psf_center = tuple(
-            as_float(c, w, "psf_center") for c in as_list(psf_center, w, "psf_center")
-        )
-        if len(psf_center) != 2:
-            raise w.error("expected (y, x)", "psf_center")
-    bands = header.get("bands")
-    if bands is not None:
-        bands = as_bands(bands, w, "bands")
-    psf = model_psf = footprint = None
-    if header.get("psf") is not None:
-        psf = cur.take(as_shape(header["psf"], 3, w, "psf"), "psf")
-        if bands is not None and psf.shape[0] != len(bands):
-            raise w.error(f"{psf.shape[0]} PSF bands for {len(bands)} bands", "psf")
-    if header.get("model_psf") is not None:
-        model_psf = cur.take(as_shape(header["model_psf"], 2, w, "model_psf"), "model_psf")
-    if header.get("footprint"):
-        footprint = cur.take(shape, "footprint") != 0
-    meta = header.get("metadata")
-    if meta is not None:
-        meta = decode_metadata(meta, w, "metadata") or None
-    rows, size = _component_rows(header.get("components", []), w)
-    entries = as_list(require(header, "sources", w), w, "sources")
-    start = cur.pos
-    needed = start + size
-    if needed != payload.size:
-        raise w.error(
-            f"the component table needs {needed} values, the record holds {payload.size}",
-            "components",
-        )
-    # a float64 sum of float32 values cannot overflow: it is finite iff all values are
-    if not math.isfinite(payload.sum(dtype=np.float64)):
-        bad = int(np.flatnonzero(~np.isfinite(payload))[0])
-        raise _locate_non_finite(w, bad, start, entries, rows)
-    sources: dict[int, SourceData] = {}
-    pos, row = start, 0
-    for entry in entries:
-        if type(entry) is not list or not 3 <= len(entry) <= 4:
-            raise w.error("a source entry has 3 or 4 fields", "sources")
-        sid, peak_id, n_comp = entry[0], entry[1], entry[2]
-        if type(sid) is not int or not INT64_MIN <= sid <= INT64_MAX:
-            sid = as_id(sid, w, "sources")
-        if sid in sources:
-            raise w.source(sid).error("duplicate source id", "sources")
-        if peak_id is not None and type(peak_id) is not int:
-            peak_id = as_int(peak_id, w.source(sid), "peak_id")
-        if type(n_comp) is not int or not 0 <= n_comp <= len(rows) - row:
-            raise w.source(sid).error("bad number of components", "components")
-        comps: list = []
-        for kind, oy, ox, py, px, nb, h, wd in rows[row : row + n_comp]:
-            if kind == _FACTORIZED:
-                spectrum = payload[pos : pos + nb]
-                pos += nb
-                morph = payload[pos : pos + h * wd].reshape(h, wd)
-                pos += h * wd
-                comps.append(FactorizedComponentData((oy, ox), (py, px), spectrum, morph))
-            else:
-                model = payload[pos : pos + nb * h * wd].reshape(nb, h, wd)
-                pos += nb * h * wd
-                comps.append(CubeComponentData((oy, ox), (py, px), model))
-        row += n_comp
-        smeta = None
-        if len(entry) == 4:
-            smeta = decode_metadata(entry[3], w.source(sid), "metadata") or None
-        sources[sid] = SourceData(comps, peak_id, smeta)
-    if row != len(rows):
-        raise w.error(f"{len(rows) - row} components belong to no source", "components")
-    return BlendData(origin, shape, sources, psf_center, psf, bands, model_psf, footprint, meta)
-
-
-def _parse_isolated_record(header: dict, payload: np.ndarray, source_id: int) -> IsolatedSourceData:
-    w = Where(source_id=source_id)
-    stored_id = as_id(require(header, "id", w), w, "id")
-    if stored_id != source_id:
-        raise w.error(f"the record holds source {stored_id}", "id")
-    cur = _Cursor(payload, w)
-    origin = as_int_tuple(require(header, "origin", w), 2, w, "origin")
-    peak = as_peak(require(header, "peak", w), w, "peak")
-    shape = as_shape(require(header, "shape", w), 2, w, "shape")
-    span = cur.take(shape, "span_array")
-    cur.done()
-    if not np.isfinite(span).all():
-        raise w.error("non-finite value", "span_array")
-    meta = decode_metadata(header.get("metadata"), w, "metadata") or None
-    return IsolatedSourceData(origin, peak, span, meta)
-
 
 # ---- writer -------------------------------------------------------------------------
 
@@ -481,7 +133,7 @@ class ModelDataWriter:
         top = 9 if codec == "zlib" else 19
         if not 0 <= compression_level <= top:
             raise ValueError(f"{codec} compression_level must be 0..{top}, got {compression_level}")
-        self._codec = _Codec(CODECS[codec], compression_level)
+        self._codec = Codec(CODECS[codec], compression_level)
         self.path = os.fspath(path)
         self.model = metadata.metadata_only()
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -520,8 +172,8 @@ class ModelDataWriter:
         if blend_id in self._ids:
             raise ModelDataError("blend id written twice", blend_id=blend_id)
         blend.validate(blend_id, self.model.bands)
-        header, arrays = _blend_record(blend_id, blend, self.model.own_fields(blend))
-        comp, raw_length = _encode_record(header, arrays, self._codec)
+        header, arrays = blend_record(blend_id, blend, self.model.own_fields(blend), self.model)
+        comp, raw_length = encode_record(header, arrays, self._codec)
         with self._lock:
             self._check_open()
             if blend_id in self._ids:
@@ -555,10 +207,10 @@ class ModelDataWriter:
             "shape": list(source.span_array.shape),
         }
         if source.metadata:
-            header["metadata"] = _plain_metadata(
+            header["metadata"] = plain_metadata(
                 source.metadata, Where(source_id=source_id), "metadata"
             )
-        comp, raw_length = _encode_record(header, [source.span_array], self._codec)
+        comp, raw_length = encode_record(header, [source.span_array], self._codec)
         with self._lock:
             self._check_open()
             offset = self._append(comp)
@@ -584,7 +236,7 @@ class ModelDataWriter:
             "schema_version": m.version,
             "record_version": CONTAINER_MIGRATIONS.current,
             "bands": None if m.bands is None else list(m.bands),
-            "metadata": _plain_metadata(m.metadata, Where(), "metadata") if m.metadata else None,
+            "metadata": plain_metadata(m.metadata, Where(), "metadata") if m.metadata else None,
         }
         arrays = []
         if m.psf is not None:
@@ -593,7 +245,7 @@ class ModelDataWriter:
         if m.observed_psf is not None:
             header["observed_psf"] = list(m.observed_psf.shape)
             arrays.append(m.observed_psf)
-        return _encode_record(header, arrays, self._codec)
+        return encode_record(header, arrays, self._codec)
 
     def close(self) -> None:
         """Write the metadata, the index and the footer, then move the file into place."""
@@ -705,7 +357,7 @@ class ContainerReader(ModelDataReader):
             )
         if version < 1:
             raise ModelDataError(f"bad container format version {version}", field="format_version")
-        self._codec = _Codec(codec)
+        self._codec = Codec(codec)
         raw = self._pread(FOOTER.size, size - FOOTER.size)
         (
             index_offset,
@@ -739,7 +391,7 @@ class ContainerReader(ModelDataReader):
         self.n_blends = n_blends
         self.n_isolated = n_isolated
         comp = self._pread(meta_length, meta_offset)
-        header, payload = _decode_record(comp, meta_raw_length, meta_crc, Where(), self._codec)
+        header, payload = decode_record(comp, meta_raw_length, meta_crc, Where(), self._codec)
         return self._parse_metadata(header, payload)
 
     @staticmethod
@@ -749,7 +401,7 @@ class ContainerReader(ModelDataReader):
             header, header.get("record_version", "1.0.0"), "record_version"
         )
         version = MODEL_MIGRATIONS.check(require(header, "schema_version", w), "schema_version")
-        cur = _Cursor(payload, w)
+        cur = Cursor(payload, w)
         model_psf = observed = None
         if header.get("model_psf") is not None:
             model_psf = cur.take(as_shape(header["model_psf"], 2, w, "model_psf"), "model_psf")
@@ -845,7 +497,7 @@ class ContainerReader(ModelDataReader):
                 raise where.error("file is truncated", "record")
         else:
             comp = data[offset - HEADER.size : offset - HEADER.size + length]
-        return _decode_record(comp, raw_length, crc, where, self._codec)
+        return decode_record(comp, raw_length, crc, where, self._codec)
 
     def _blend(self, blend_id: int) -> BlendData:
         entry = self._find(blend_id)
@@ -858,7 +510,7 @@ class ContainerReader(ModelDataReader):
         if entry is None:
             raise KeyError(source_id)
         header, payload = self._read_entry(entry, Where(source_id=source_id))
-        return _parse_isolated_record(header, payload, source_id)
+        return parse_isolated_record(header, payload, source_id)
 
     def _read_all(self, out: ModelData, strict: bool) -> None:
         # Check the index CRC once, read the data region once, decode in file order.
@@ -882,7 +534,7 @@ class ContainerReader(ModelDataReader):
     ) -> BlendData:
         try:
             header, payload = self._read_entry(entry, Where(blend_id), data)
-            return _parse_blend_record(header, payload, blend_id)
+            return parse_blend_record(header, payload, blend_id)
         except DECODE_ERRORS as e:
             if isinstance(e, ModelDataError):
                 raise
@@ -900,3 +552,28 @@ class ContainerReader(ModelDataReader):
             self.close()
         except Exception:  # interpreter shutdown
             pass
+
+
+def write_container(
+    model: ModelData,
+    path: str | os.PathLike,
+    *,
+    compression_level: int = 6,
+    codec: str = "zstd",
+    **_options,
+) -> None:
+    """Write a whole `ModelData` as a container (see `ModelDataWriter`)."""
+    with ModelDataWriter(path, model, compression_level=compression_level, codec=codec) as w:
+        for bid, blend in model.blends.items():
+            w.add_blend(bid, blend)
+        for sid, iso in model.isolated.items():
+            w.add_isolated(sid, iso)
+
+
+registry.register_format(
+    "container",
+    identify=lambda head: head == MAGIC,
+    reader=ContainerReader,
+    writer=write_container,
+    extensions=(".vmd",),
+)

@@ -1,6 +1,8 @@
 """Conversions between the engine's `Blend` and the stored `BlendData`.
 
-`vermilion.core` is imported only when a conversion is called.
+`blend_to_data` stores a blend; `multiband_data_to_blend` (Rubin's
+``multibandDataToScarlet``) rebuilds one on an observation, with `data_to_blend`
+(`vermilion.io.rebuild`, re-exported here) underneath.
 """
 
 from __future__ import annotations
@@ -14,23 +16,41 @@ import numpy as np
 from vermilion.core.masks import MASK_PLANES, mask_bits
 from vermilion.core.psf import stack_psfs
 
-from ._fields import Where, as_id
-from .data import (
-    BlendData,
-    CubeComponentData,
-    FactorizedComponentData,
-    SourceData,
-    _kernel,
-    argmax_peak,
-)
+from ._fields import Where, as_source_id
+from .components import CubeComponentData, FactorizedComponentData, SourceData, argmax_peak
+from .data import BlendData
 from .errors import ModelDataError
+from .rebuild import data_to_blend
 
 __all__ = [
     "blend_to_data",
     "data_to_blend",
     "multibandDataToScarlet",
     "multiband_data_to_blend",
+    "psf_kernel_image",
 ]
+
+
+def psf_kernel_image(psf: Any, position: tuple[float, float] | None) -> np.ndarray:
+    """A PSF image as float32: an array as is, or ``psf.computeKernelImage(position)``.
+
+    Parameters
+    ----------
+    psf
+        A 2D array, or an object with ``computeKernelImage(position)`` (a Rubin or
+        vermilion PSF; an image object with an ``array`` is unwrapped).
+    position
+        ``(y, x)`` where a spatially varying PSF is evaluated.
+
+    Returns
+    -------
+    numpy.ndarray
+        The kernel image.
+    """
+    if hasattr(psf, "computeKernelImage"):
+        k = psf.computeKernelImage(position)
+        return np.asarray(getattr(k, "array", k), dtype=np.float32)
+    return np.asarray(psf, dtype=np.float32)
 
 
 def _json_safe(meta: dict) -> dict:
@@ -73,7 +93,7 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
     sources: dict[int, SourceData] = {}
     for i, src in enumerate(blend.sources):
         meta = dict(src.metadata or {})
-        sid = as_id(meta.pop("id", i), Where(), "source id")
+        sid = as_source_id(meta.pop("id", i), Where(), "source id")
         if sid in sources:
             raise ModelDataError("two sources of the blend have this id", source_id=sid)
         peak_id = meta.pop("peak_id", None)
@@ -110,91 +130,6 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
     )
     data.validate()
     return data
-
-
-def data_to_blend(
-    data: BlendData,
-    observation=None,
-    *,
-    model_psf: Any = None,
-    psf: Any = None,
-    bands: Any = None,
-    dtype: Any = None,
-):
-    """Rebuild a `vermilion.core.Blend` of fixed components (see `BlendData.to_blend`).
-
-    ``dtype`` casts the components' arrays (default: as stored, float32).
-    """
-    from vermilion.core import Blend, CubeComponent, FactorizedComponent, NoDataObservation, Source
-    from vermilion.core.bbox import Box
-
-    if observation is None:
-        bands = tuple(bands if bands is not None else data.bands or ())
-        psf = psf if psf is not None else data.psf
-        model_psf = model_psf if model_psf is not None else data.model_psf
-        if not bands:
-            raise ModelDataError(
-                "no bands: pass bands= or read the blend through ModelData", field="bands"
-            )
-        if psf is None:
-            raise ModelDataError(
-                "no observed PSF: pass psf= (or an observation) or read the blend through "
-                "ModelData",
-                field="psf",
-            )
-        if model_psf is None:
-            raise ModelDataError("no model PSF: pass model_psf=", field="model_psf")
-        try:
-            observation = NoDataObservation(
-                psf, model_psf, bands, data.bbox, convolution_mode="fft"
-            )
-        except ValueError as e:
-            raise ModelDataError(f"cannot build the observation: {e}", field="psf") from e
-    obs_bands = tuple(observation.bands)
-    select = _band_selection(data.bands, obs_bands)
-    sources = []
-    for sid, src in data.sources.items():
-        comps = []
-        for i, c in enumerate(src.components):
-            n = len(obs_bands) if select is None else len(data.bands)
-            if c.n_bands != n:
-                raise ModelDataError(
-                    f"{c.n_bands} bands in the component, {n} expected",
-                    source_id=sid,
-                    field=f"components[{i}]",
-                )
-            box = Box(c.shape, c.origin)
-            peak = (int(np.round(c.peak[0])), int(np.round(c.peak[1])))
-            if isinstance(c, FactorizedComponentData):
-                spectrum = c.spectrum.copy() if select is None else c.spectrum[select]
-                morph = c.morph.copy()
-                if dtype is not None:
-                    spectrum, morph = spectrum.astype(dtype), morph.astype(dtype)
-                comps.append(FactorizedComponent(obs_bands, spectrum, morph, box, peak))
-            else:
-                model = c.model.copy() if select is None else c.model[select]
-                if dtype is not None:
-                    model = model.astype(dtype)
-                comps.append(CubeComponent(obs_bands, model, box, peak))
-        meta = dict(src.metadata or {})
-        meta["id"] = sid
-        if src.peak_id is not None:
-            meta["peak_id"] = src.peak_id
-        sources.append(Source(comps, meta))
-    return Blend(sources, observation)
-
-
-def _band_selection(stored: tuple[str, ...] | None, wanted: tuple[str, ...]) -> list[int] | None:
-    """Indices of ``wanted`` bands in the ``stored`` order (None: same order)."""
-    if stored is None or tuple(stored) == tuple(wanted):
-        return None
-    missing = [b for b in wanted if b not in stored]
-    if missing:
-        raise ModelDataError(
-            f"the observation's bands {missing} are not in the stored bands {stored}",
-            field="bands",
-        )
-    return [stored.index(b) for b in wanted]
 
 
 def _stored_config(model_data) -> dict:
@@ -272,7 +207,7 @@ def _observed_psfs(observed_psfs, bands: tuple[str, ...], centre, blend_id: int)
     kernels = []
     for band, psf in zip(bands, items):
         try:
-            k = _kernel(psf, centre)
+            k = psf_kernel_image(psf, centre)
         except Exception as e:
             raise ModelDataError(
                 f"the PSF of band {band!r} cannot be evaluated at {centre}: {e}",

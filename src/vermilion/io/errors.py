@@ -37,7 +37,7 @@ class ModelDataError(ValueError):
         reason: str,
         *,
         blend_id: int | None = None,
-        source_id: int | None = None,
+        source_id: int | str | None = None,
         field: str | None = None,
         path: str | None = None,
     ) -> None:
@@ -64,7 +64,7 @@ class ModelDataError(ValueError):
         self,
         *,
         blend_id: int | None = None,
-        source_id: int | None = None,
+        source_id: int | str | None = None,
         field: str | None = None,
         path: str | None = None,
     ) -> ModelDataError:

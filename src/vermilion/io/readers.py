@@ -1,26 +1,26 @@
-"""Lazy read-only access to a model file of any supported format.
+"""`ModelDataReader`: the lazy read-only mapping every format's reader is.
 
-`open_reader(path)` recognises the format by content (not by name) and returns a
-`ModelDataReader`: a mapping ``{blend_id: BlendData}`` that reads blends on demand
-(through the index for our container, one member each for a Rubin archive; a
-Rubin JSON document is decoded once and its blends parsed on demand).
+`vermilion.io.registry.open_reader(path)` recognises the format by content (not by
+name) and returns the format's reader: a mapping ``{blend_id: BlendData}`` that
+reads blends on demand (through the index for our container, one member each for
+a Rubin archive; a Rubin JSON document is decoded once and its blends parsed on
+demand).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
-import os
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ._fields import NOWHERE, as_id
-from .data import BlendData, IsolatedSourceData, ModelData
+from .components import IsolatedSourceData
+from .data import BlendData, ModelData
 from .errors import ModelDataError
 
-__all__ = ["ArchiveReader", "DictReader", "ModelDataReader", "open_reader"]
+__all__ = ["DECODE_ERRORS", "ModelDataReader", "gc_paused"]
 
 # Python exceptions that malformed input can provoke in decoders we call (json,
 # zipfile, zlib, struct); readers turn them into ModelDataError.
@@ -246,235 +246,3 @@ class ModelDataReader(Mapping):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r}, format={self.source_format})"
-
-
-class DictReader(ModelDataReader):
-    """A decoded Rubin JSON document; blends are parsed when asked for."""
-
-    def __init__(self, document: Any, path: str | None = None) -> None:
-        from .rubin import parse_model_header
-
-        try:
-            model, self._raw_blends, self._raw_isolated = parse_model_header(document)
-        except ModelDataError as e:
-            raise e.with_context(path=path) from None
-        super().__init__(model, path)
-        self.source_format = _json_format_name(document)
-        self._ids: dict[int, str] | None = None
-        self._iso_ids: dict[int, str] | None = None
-
-    def _index(self) -> dict[int, str]:
-        if self._ids is None:
-            self._ids = {as_id(k, NOWHERE, "blends"): k for k in self._raw_blends}
-        return self._ids
-
-    def blend_ids(self) -> list[int]:
-        return list(self._index())
-
-    def __contains__(self, blend_id: object) -> bool:
-        try:
-            return self._key(blend_id) in self._index()
-        except KeyError:
-            return False
-
-    def _blend(self, blend_id: int) -> BlendData:
-        from .rubin import parse_blend
-
-        key = self._index()[blend_id]
-        return parse_blend(self._raw_blends[key], blend_id)
-
-    def isolated_ids(self) -> list[int]:
-        if self._iso_ids is None:
-            self._iso_ids = {as_id(k, NOWHERE, "isolated"): k for k in self._raw_isolated}
-        return list(self._iso_ids)
-
-    def get_isolated(self, source_id: int) -> IsolatedSourceData:
-        from .rubin import parse_isolated
-
-        self.isolated_ids()
-        return parse_isolated(self._raw_isolated[self._iso_ids[source_id]], source_id)
-
-
-def _json_format_name(document: Any) -> str:
-    if isinstance(document, dict) and "version" in document:
-        return f"rubin-json-{document.get('version')}"
-    blends = document.get("blends") if isinstance(document, dict) else None
-    if isinstance(blends, dict):
-        for b in blends.values():
-            if isinstance(b, dict) and "xy0" in b:
-                return "rubin-legacy-a"
-            break
-    return "rubin-legacy-b"
-
-
-class ArchiveReader(ModelDataReader):
-    """A Rubin ``.scarlet`` archive: one JSON member per parent (or isolated source) id."""
-
-    source_format = "rubin-archive"
-
-    def __init__(self, path: str) -> None:
-        from .rubin import ARCHIVE_META_MEMBERS, parse_model_header
-
-        try:
-            self._zip = zipfile.ZipFile(path, "r")
-        except (*DECODE_ERRORS, OSError) as e:
-            raise ModelDataError(f"not a readable ZIP archive: {e}", path=path) from e
-        try:
-            names = self._zip.namelist()
-            self._members: dict[int, str] = {}
-            for name in names:
-                if name in ARCHIVE_META_MEMBERS:
-                    continue
-                self._members[as_id(name, NOWHERE, "archive member")] = name
-            doc: dict[str, Any] = {"blends": {}}
-            if "metadata" in names:
-                doc["metadata"] = self._load("metadata")
-                doc["model_type"] = "lsst"
-                doc["version"] = self._load("version") if "version" in names else "0.0.0"
-            elif "psf" in names:
-                doc["psf"] = self._load("psf")
-                doc["psfShape"] = self._load("psf_shape") if "psf_shape" in names else None
-            else:
-                raise ModelDataError("archive has neither a 'metadata' nor a 'psf' member")
-            model, _, _ = parse_model_header(doc)
-            if isinstance(doc.get("version"), str):
-                self.source_format = f"rubin-archive-{doc['version']}"
-        except ModelDataError as e:
-            self._zip.close()
-            raise e.with_context(path=path) from None
-        except (*DECODE_ERRORS, OSError) as e:
-            self._zip.close()
-            raise ModelDataError(
-                f"cannot decode archive: {type(e).__name__}: {e}", path=path
-            ) from e
-        super().__init__(model, path)
-        self._kinds: dict[int, str] = {}
-        self._cache: dict[int, Any] = {}
-
-    def _load(self, name: str) -> Any:
-        with self._zip.open(name) as f:
-            return json.loads(f.read())
-
-    def _member(self, ident: int) -> Any:
-        """Decoded member ``ident``; its kind (blend or isolated) is remembered."""
-        if ident in self._cache:
-            return self._cache.pop(ident)
-        doc = self._load(self._members[ident])
-        self._kinds[ident] = (
-            "isolated"
-            if isinstance(doc, dict) and doc.get("source_type") == "isolated"
-            else "blend"
-        )
-        return doc
-
-    def _classify_all(self) -> None:
-        for ident in self._members:
-            if ident not in self._kinds:
-                try:
-                    self._member(ident)  # only its kind is kept: memory stays bounded
-                except (*DECODE_ERRORS, OSError):
-                    self._kinds[ident] = "blend"  # reported when the blend is read
-
-    def blend_ids(self) -> list[int]:
-        self._classify_all()
-        return [i for i in self._members if self._kinds[i] == "blend"]
-
-    def isolated_ids(self) -> list[int]:
-        self._classify_all()
-        return [i for i in self._members if self._kinds[i] == "isolated"]
-
-    def __contains__(self, blend_id: object) -> bool:
-        try:
-            key = self._key(blend_id)
-        except KeyError:
-            return False
-        if key not in self._members:
-            return False
-        if key not in self._kinds:
-            try:
-                self._cache[key] = self._member(key)
-            except (*DECODE_ERRORS, OSError):
-                return True  # reported when the blend is read
-        return self._kinds[key] == "blend"
-
-    def _blend(self, blend_id: int) -> BlendData:
-        from .rubin import parse_blend
-
-        if blend_id not in self._members:
-            raise KeyError(blend_id)
-        try:
-            doc = self._member(blend_id)
-        except OSError as e:
-            raise ModelDataError(f"cannot read archive member: {e}") from e
-        if self._kinds[blend_id] != "blend":
-            raise KeyError(blend_id)
-        return parse_blend(doc, blend_id)
-
-    def _read_all(self, out: ModelData, strict: bool) -> None:
-        """One pass over the members, each decoded once."""
-        from .rubin import parse_blend, parse_isolated
-
-        for ident, name in self._members.items():
-            try:
-                try:
-                    doc = self._load(name)
-                    if isinstance(doc, dict) and doc.get("source_type") == "isolated":
-                        out.isolated[ident] = parse_isolated(doc, ident)
-                    else:
-                        out.blends[ident] = self.model.attach(parse_blend(doc, ident))
-                except ModelDataError:
-                    raise
-                except (*DECODE_ERRORS, OSError) as e:
-                    raise ModelDataError(
-                        f"cannot decode: {type(e).__name__}: {e}", blend_id=ident
-                    ) from e
-            except ModelDataError as e:
-                e = e.with_context(path=self.path)
-                if strict:
-                    raise e from None
-                out.errors[ident] = e
-
-    def get_isolated(self, source_id: int) -> IsolatedSourceData:
-        from .rubin import parse_isolated
-
-        if source_id not in self._members:
-            raise KeyError(source_id)
-        doc = self._member(source_id)
-        if self._kinds[source_id] != "isolated":
-            raise KeyError(source_id)
-        return parse_isolated(doc, source_id)
-
-    def close(self) -> None:
-        self._zip.close()
-
-
-ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-
-
-def open_reader(path: str | os.PathLike) -> ModelDataReader:
-    """Open a model file of any supported format, recognised by its first bytes."""
-    from .container import MAGIC, ContainerReader
-
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(MAGIC))
-    except OSError as e:
-        raise ModelDataError(f"cannot open: {e}", path=path) from e
-    if head == MAGIC:
-        return ContainerReader(path)
-    if head[:4] in ZIP_MAGICS:
-        return ArchiveReader(path)
-    if head.lstrip()[:1] in (b"{", b""):
-        try:
-            with open(path, "rb") as f, gc_paused():
-                document = json.loads(f.read())
-        except OSError as e:
-            raise ModelDataError(f"cannot read: {e}", path=path) from e
-        except DECODE_ERRORS as e:
-            raise ModelDataError(f"not valid JSON: {type(e).__name__}: {e}", path=path) from e
-        return DictReader(document, path)
-    raise ModelDataError(
-        "unrecognised format (not a vermilion container, a Rubin JSON file or a .scarlet archive)",
-        path=path,
-    )

@@ -17,6 +17,7 @@ from vermilion._lazy import lazy_exports
 from .config import CONFIG_KEY, DeblendConfig, ScarletDeblendConfig
 
 if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .footprints import update_catalog_footprints, updateCatalogFootprints
     from .patches import (
         DEFAULT_DEBLEND_RUN,
         DeblendSummary,
@@ -53,12 +54,15 @@ __all__ = [
     "patch_blends",
     "restart_config",
     "save_blend",
+    "updateCatalogFootprints",
+    "update_catalog_footprints",
     "warm_restart",
 ]
 
 #: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
 _EXPORTS = {
     "task": ("DeblendTask",),
+    "footprints": ("update_catalog_footprints", "updateCatalogFootprints"),
     "simulated": ("ingest_simulated_patch",),
     "patches": (
         "DEFAULT_DEBLEND_RUN",

@@ -1,10 +1,9 @@
-"""The Rubin model-data formats: legacy JSON (A and B / v29), versioned JSON and ``.scarlet``.
+"""Rubin's versioned model-data JSON (``lsst.scarlet.lite`` schema 1.0.x), read and written.
 
-Reading migrates every format to the versioned form (model schema 1.0.1, blend
-schema 1.0.0) through the registries in `vermilion.io.migration` and parses that
-form only. Writing produces versioned JSON (``model_type`` "lsst", version 1.0.1),
-either as one document or as a Rubin archive (a ZIP of one JSON member per parent
-id plus ``metadata`` and ``version``, stored uncompressed).
+Reading migrates every Rubin layout (legacy A and B, see `vermilion.io.rubin_legacy`;
+versioned 1.0.0) to the current versioned form through `vermilion.io.schema` and
+parses that form only. Writing produces versioned JSON (``model_type`` "lsst",
+version 1.0.1). `vermilion.io.rubin_archive` stores the same dicts one per member.
 
 Fields we add to a blend's ``metadata`` (Rubin readers keep them as metadata):
 ``psf`` / ``bands`` / ``model_psf`` where the blend's differ from the patch's,
@@ -15,308 +14,74 @@ footprint on the blend box).
 from __future__ import annotations
 
 import json
-import math
 import os
-import zipfile
+import warnings
 from typing import Any
 
 import numpy as np
 
 from vermilion.core.files import atomic_write_file
 
+from . import registry
 from ._fields import (
     NOWHERE,
     Where,
     as_bands,
     as_dict,
-    as_float,
     as_id,
     as_int,
     as_int_tuple,
     as_list,
     as_peak,
     as_shape,
-    as_str,
+    as_source_id,
     float_array,
     require,
 )
-from .data import (
-    CURRENT_SCHEMA,
-    BlendData,
+from .components import (
     CubeComponentData,
     FactorizedComponentData,
     IsolatedSourceData,
-    ModelData,
     SourceData,
     argmax_peak,
     normalize_model_psf,
 )
+from .data import BlendData, ModelData
 from .errors import ModelDataError
+from .metadata import decode_metadata, encode_metadata
 from .migration import PRE_SCHEMA, MigrationRegistry
+from .readers import DECODE_ERRORS, ModelDataReader, gc_paused
+from .schema import (
+    BLEND_MIGRATIONS,
+    COMPONENT_VERSIONS,
+    ISOLATED_VERSIONS,
+    MODEL_MIGRATIONS,
+    SOURCE_VERSIONS,
+)
 
 __all__ = [
-    "BLEND_MIGRATIONS",
-    "MODEL_MIGRATIONS",
+    "DictReader",
+    "UnknownModelTypeWarning",
+    "blend_to_dict",
+    "dumps",
+    "isolated_to_dict",
     "model_from_dict",
+    "model_metadata_to_dict",
     "model_to_dict",
-    "write_archive",
+    "parse_blend",
+    "parse_isolated",
+    "parse_model_header",
     "write_json",
 ]
 
-MODEL_MIGRATIONS = MigrationRegistry("model", CURRENT_SCHEMA)
-BLEND_MIGRATIONS = MigrationRegistry("blend", "1.0.0")
-# Leaves with a version field but no migrations yet: only the version check applies.
-SOURCE_VERSIONS = MigrationRegistry("source", "1.0.0")
-COMPONENT_VERSIONS = MigrationRegistry("component", "1.0.0")
-ISOLATED_VERSIONS = MigrationRegistry("isolated source", "1.0.0")
-
 MODEL_TYPES = ("lsst", "scarlet_model")
+
+
+class UnknownModelTypeWarning(UserWarning):
+    """A model file whose ``model_type`` is not one vermilion knows (it is read anyway)."""
+
+
 HIERARCHICAL_TYPES = ("hierarchical", "hierarchical_blend")
-ARCHIVE_META_MEMBERS = ("metadata", "version", "psf", "psf_shape")
-
-
-# ---- migrations ---------------------------------------------------------------------
-
-
-@MODEL_MIGRATIONS.register(PRE_SCHEMA, "1.0.0")
-def _model_pre_schema(d: dict) -> dict:
-    """Legacy A/B top level (``psfShape``, ``psf``, ``bands``/``filters``) -> metadata."""
-    if "metadata" not in d:
-        meta: dict[str, Any] = {}
-        if "psf" in d or "psfShape" in d:
-            meta["model_psf"] = require(d, "psf", NOWHERE, "psf")
-            meta["model_psf_shape"] = require(d, "psfShape", NOWHERE, "psfShape")
-            meta["array_keys"] = ["model_psf"]
-        bands = d.pop("bands", None)
-        filters = d.pop("filters", None)
-        if bands is None:
-            bands = filters
-        if bands is not None:
-            meta["bands"] = bands
-        d.pop("psf", None)
-        d.pop("psfShape", None)
-        d["metadata"] = meta
-    d.setdefault("model_type", "lsst")
-    d.setdefault("isolated", {})
-    return d
-
-
-@MODEL_MIGRATIONS.register("1.0.0", "1.0.1")
-def _model_1_0_0(d: dict) -> dict:
-    """1.0.1 only adds ``footprint: null`` to the metadata."""
-    meta = d.get("metadata")
-    if meta is None:
-        d["metadata"] = meta = {}
-    if isinstance(meta, dict):
-        meta.setdefault("footprint", None)
-    return d
-
-
-@BLEND_MIGRATIONS.register(PRE_SCHEMA, "1.0.0")
-def _blend_pre_schema(b: dict) -> dict:
-    """Legacy A (``xy0``/``extent``, x-first, relative) or B (``origin``/``factorized``)."""
-    if "xy0" in b:
-        return _legacy_a_blend(b)
-    sources = b.get("sources")
-    legacy_b = "psf_center" in b or "psf" in b
-    if isinstance(sources, dict):
-        legacy_b = legacy_b or any(
-            isinstance(s, dict) and "factorized" in s for s in sources.values()
-        )
-    if legacy_b:
-        return _legacy_b_blend(b)
-    b.setdefault("blend_type", "blend")
-    return b
-
-
-def _center_to_peak(c: dict, blend_yx0, rel_origin_yx, shape_hw, w, f):
-    """Legacy A centre (x, y, relative to the blend's ``xy0``) -> absolute (y, x), or None.
-
-    Writer bugs stored the component's extent as its centre; such a centre, or one
-    outside the component box, means "fall back to the model's maximum".
-    """
-    center = c.get("center")
-    if center is None or center == c.get("extent"):
-        return None
-    vals = as_list(center, w, f)
-    if len(vals) != 2:
-        raise w.error(f"expected (x, y), got {len(vals)} values", f)
-    cx, cy = (as_float(v, w, f) for v in vals)
-    ry, rx = cy - rel_origin_yx[0], cx - rel_origin_yx[1]
-    if not (0 <= ry < shape_hw[0] and 0 <= rx < shape_hw[1]):
-        return None
-    return [blend_yx0[0] + cy, blend_yx0[1] + cx]
-
-
-def _legacy_blend(b: dict, origin, shape, meta: dict, factorized, cube) -> dict:
-    """A legacy blend rewritten in the 1.0.0 form.
-
-    ``factorized(c, where, field)`` and ``cube(c, where, field)`` convert one stored
-    component dict of each kind.
-    """
-    w = NOWHERE
-    sources = {}
-    for key, s in as_dict(require(b, "sources", w), w, "sources").items():
-        ws = Where(source_id=as_id(key, w, "sources"))
-        s = as_dict(s, ws, "source")
-        comps = []
-        for kind, convert in (("factorized", factorized), ("components", cube)):
-            for i, c in enumerate(as_list(s.get(kind, []), ws, kind)):
-                comps.append(convert(as_dict(c, ws, f"{kind}[{i}]"), ws, f"{kind}[{i}]"))
-        peak_id = s.get("peak_id", s.get("peakId"))
-        sources[key] = {
-            "source_type": "source",
-            "components": comps,
-            "metadata": {} if peak_id is None else {"peak_id": peak_id},
-        }
-    return {
-        "blend_type": "blend",
-        "origin": origin,
-        "shape": shape,
-        "sources": sources,
-        "metadata": meta,
-        "version": "1.0.0",
-    }
-
-
-def _legacy_a_blend(b: dict) -> dict:
-    """Legacy A: x-first ``xy0``/``extent``; component boxes and centres relative to the blend."""
-    w = NOWHERE
-    x0, y0 = as_int_tuple(require(b, "xy0", w), 2, w, "xy0")
-    width, height = as_int_tuple(require(b, "extent", w), 2, w, "extent")
-    meta: dict[str, Any] = {}
-    if b.get("psfCenter") is not None:
-        meta["psf_center"] = b["psfCenter"]
-    if b.get("bands") is not None:
-        meta["bands"] = b["bands"]
-
-    def box(c: dict, ws: Where, f: str):
-        cx0, cy0 = as_int_tuple(require(c, "xy0", ws, f"{f}.xy0"), 2, ws, f"{f}.xy0")
-        cw, ch = as_int_tuple(require(c, "extent", ws, f"{f}.extent"), 2, ws, f"{f}.extent")
-        peak = _center_to_peak(c, (y0, x0), (cy0, cx0), (ch, cw), ws, f"{f}.center")
-        return [y0 + cy0, x0 + cx0], ch, cw, peak
-
-    def factorized(c: dict, ws: Where, f: str) -> dict:
-        origin, ch, cw, peak = box(c, ws, f)
-        return {
-            "component_type": "factorized",
-            "origin": origin,
-            "shape": [ch, cw],
-            "peak": peak,
-            "spectrum": require(c, "sed", ws, f"{f}.sed"),
-            "morph": require(c, "morph", ws, f"{f}.morph"),
-        }
-
-    def cube(c: dict, ws: Where, f: str) -> dict:
-        origin, ch, cw, peak = box(c, ws, f)
-        model = as_list(require(c, "model", ws, f"{f}.model"), ws, f"{f}.model")
-        if ch * cw <= 0 or len(model) % (ch * cw):
-            raise ws.error(
-                f"{len(model)} values are not a whole number of {ch}x{cw} bands", f"{f}.model"
-            )
-        shape = [len(model) // (ch * cw), ch, cw]
-        return {
-            "component_type": "component",
-            "origin": origin,
-            "shape": shape,
-            "peak": peak,
-            "model": model,
-        }
-
-    return _legacy_blend(b, [y0, x0], [height, width], meta, factorized, cube)
-
-
-def _legacy_b_blend(b: dict) -> dict:
-    """Legacy B (v29): absolute (y, x) ``origin``/``shape``/``peak``; the observed PSF per blend."""
-    w = NOWHERE
-    meta: dict[str, Any] = {}
-    if b.get("psf_center") is not None:
-        meta["psf_center"] = b["psf_center"]
-    if b.get("psf") is not None:
-        meta["psf"] = b["psf"]
-        meta["psf_shape"] = require(b, "psf_shape", w)
-        meta["array_keys"] = ["psf"]
-    if b.get("bands") is not None:
-        meta["bands"] = b["bands"]
-
-    def common(c: dict, ws: Where, f: str, kind: str) -> dict:
-        return {
-            "component_type": kind,
-            "origin": require(c, "origin", ws, f"{f}.origin"),
-            "shape": require(c, "shape", ws, f"{f}.shape"),
-            "peak": c.get("peak", c.get("center")),
-        }
-
-    def factorized(c: dict, ws: Where, f: str) -> dict:
-        out = common(c, ws, f, "factorized")
-        out["spectrum"] = (
-            c["spectrum"] if "spectrum" in c else require(c, "sed", ws, f"{f}.spectrum")
-        )
-        out["morph"] = require(c, "morph", ws, f"{f}.morph")
-        return out
-
-    def cube(c: dict, ws: Where, f: str) -> dict:
-        out = common(c, ws, f, "component")
-        out["model"] = require(c, "model", ws, f"{f}.model")
-        return out
-
-    return _legacy_blend(b, require(b, "origin", w), require(b, "shape", w), meta, factorized, cube)
-
-
-# ---- metadata arrays ----------------------------------------------------------------
-
-
-def decode_metadata(m: Any, w: Where, field: str) -> dict[str, Any]:
-    """Decode Rubin metadata: arrays as flat ``key`` + ``key_shape`` (+ ``key_dtype``)."""
-    if m is None:
-        return {}
-    m = dict(as_dict(m, w, field))
-    keys = m.pop("array_keys", [])
-    for key in as_list(keys, w, f"{field}.array_keys"):
-        key = as_str(key, w, f"{field}.array_keys")
-        values = require(m, key, w, f"{field}.{key}")
-        shape = m.pop(f"{key}_shape", None)
-        if shape is None:
-            shape = m.pop(f"{key}Shape", None)
-        if shape is None:
-            raise w.error("missing field", f"{field}.{key}_shape")
-        shape = as_shape(shape, None, w, f"{field}.{key}_shape")
-        dtype = m.pop(f"{key}_dtype", "float32")
-        if dtype == "bool":
-            arr = float_array(values, shape, w, f"{field}.{key}") != 0
-        elif isinstance(dtype, str) and dtype.startswith(("int", "uint")):
-            vals = as_list(values, w, f"{field}.{key}")
-            if len(vals) != math.prod(shape):
-                raise w.error(
-                    f"array has {len(vals)} values but its shape {shape} needs {math.prod(shape)}",
-                    f"{field}.{key}",
-                )
-            arr = np.array([as_int(v, w, f"{field}.{key}") for v in vals], dtype=np.int64)
-            arr = arr.reshape(shape)
-        elif isinstance(dtype, str) and dtype.startswith("float"):
-            arr = float_array(values, shape, w, f"{field}.{key}")
-        else:
-            raise w.error(f"unsupported array dtype {dtype!r}", f"{field}.{key}_dtype")
-        m[key] = arr
-    return m
-
-
-def encode_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    array_keys = []
-    for key, value in meta.items():
-        if isinstance(value, np.ndarray):
-            out[key] = value.ravel().tolist()
-            out[f"{key}_dtype"] = str(value.dtype)  # "bool" for masks
-            out[f"{key}_shape"] = list(value.shape)
-            array_keys.append(key)
-        elif isinstance(value, tuple):
-            out[key] = list(value)
-        else:
-            out[key] = value
-    if array_keys:
-        out["array_keys"] = array_keys
-    return out
 
 
 # ---- parsing the versioned form -----------------------------------------------------
@@ -369,19 +134,25 @@ def _migrate(registry: MigrationRegistry, d: dict, w: Where) -> dict:
         raise e.with_context(blend_id=w.blend_id, source_id=w.source_id) from None
 
 
-def parse_blend(d: Any, blend_id: int) -> BlendData:
-    """A blend dict of any Rubin version -> `BlendData` (hierarchical blends flattened)."""
+def parse_blend(d: Any, blend_id: int, source_table: dict | None = None) -> BlendData:
+    """A blend dict of any Rubin version -> `BlendData`.
+
+    A hierarchical blend keeps its children (``BlendData.children``, nested as
+    stored) and also lists all their sources as its own (``sources``).
+    ``source_table``: ``{source_id: SourceData}`` when ``sources`` holds ids only
+    (the children of a hierarchical blend in our container).
+    """
     w = Where(blend_id)
     d = _migrate(BLEND_MIGRATIONS, as_dict(d, w, "blend"), w)
     btype = d.get("blend_type", "blend")
     if btype == "blend":
-        return _parse_flat_blend(d, w)
+        return _parse_flat_blend(d, w, source_table)
     if btype in HIERARCHICAL_TYPES:
-        return _parse_hierarchical(d, w)
+        return _parse_hierarchical(d, w, source_table)
     raise w.error(f"unknown blend type {str(btype)[:40]!r}", "blend_type")
 
 
-def _parse_flat_blend(d: dict, w: Where) -> BlendData:
+def _parse_flat_blend(d: dict, w: Where, source_table: dict | None = None) -> BlendData:
     origin = as_int_tuple(require(d, "origin", w), 2, w, "origin")
     shape = as_shape(require(d, "shape", w), 2, w, "shape")
     meta = decode_metadata(d.get("metadata"), w, "metadata")
@@ -393,6 +164,8 @@ def _parse_flat_blend(d: dict, w: Where) -> BlendData:
         raise w.error("the observed PSF must be a (bands, h, w) array", "metadata.psf")
     if psf is not None and bands is not None and psf.shape[0] != len(bands):
         raise w.error(f"{psf.shape[0]} PSF bands for {len(bands)} bands", "metadata.psf")
+    if psf is not None:
+        psf = psf.astype(np.float32, copy=False)
     model_psf = meta.pop("model_psf", None)
     if model_psf is not None:
         model_psf = normalize_model_psf(model_psf, w, "metadata.model_psf")
@@ -409,24 +182,33 @@ def _parse_flat_blend(d: dict, w: Where) -> BlendData:
                 "metadata.spans",
             )
     sources = {}
-    for key, s in as_dict(require(d, "sources", w), w, "sources").items():
-        sid = as_id(key, w, "sources")
-        sources[sid] = parse_source(s, w.source(sid))
+    if source_table is not None:
+        for key in as_list(require(d, "sources", w), w, "sources"):
+            sid = as_source_id(key, w, "sources")
+            if sid not in source_table:
+                raise w.source(sid).error("a child blend names a source the blend lacks", "sources")
+            sources[sid] = source_table[sid]
+    else:
+        for key, s in as_dict(require(d, "sources", w), w, "sources").items():
+            sid = as_source_id(key, w, "sources")
+            sources[sid] = parse_source(s, w.source(sid))
     return BlendData(
         origin, shape, sources, psf_center, psf, bands, model_psf, footprint, meta or None
     )
 
 
-def _parse_hierarchical(d: dict, w: Where) -> BlendData:
-    """A parent of several child blends: one `BlendData` with all their sources."""
+def _parse_hierarchical(d: dict, w: Where, source_table: dict | None = None) -> BlendData:
+    """A parent of several child blends: its children, and all their sources as its own."""
     children = as_dict(require(d, "children", w), w, "children")
     meta = decode_metadata(d.get("metadata"), w, "metadata")
-    sources: dict[int, SourceData] = {}
+    sources: dict = {}
+    kids: dict[int, BlendData] = {}
     first: BlendData | None = None
     boxes = []
     for key, child in children.items():
         cid = as_id(key, w, "children")
-        cb = parse_blend(child, cid)
+        cb = parse_blend(child, cid, source_table)
+        kids[cid] = cb
         first = first or cb
         boxes.append((cb.origin, cb.shape))
         for sid, src in cb.sources.items():
@@ -462,6 +244,7 @@ def _parse_hierarchical(d: dict, w: Where) -> BlendData:
         first.model_psf if first else None,
         footprint,
         meta or None,
+        children=kids,
     )
 
 
@@ -492,7 +275,13 @@ def parse_model_header(d: Any) -> tuple[ModelData, dict, dict]:
     d = MODEL_MIGRATIONS.migrate(d, d.get("version", PRE_SCHEMA))
     mtype = d.get("model_type", "scarlet_model")
     if mtype not in MODEL_TYPES:
-        raise ModelDataError(f"unknown model type {str(mtype)[:40]!r}", field="model_type")
+        # lsst.scarlet.lite reads the document whatever its model_type: so do we
+        warnings.warn(
+            f"model_type {str(mtype)[:40]!r} is not one of {list(MODEL_TYPES)}; "
+            "read as a scarlet model, as lsst.scarlet.lite does",
+            UnknownModelTypeWarning,
+            stacklevel=2,
+        )
     meta = decode_metadata(d.get("metadata"), NOWHERE, "metadata")
     model_psf = meta.pop("model_psf", None)
     psf = meta.pop("psf", None)
@@ -515,8 +304,6 @@ def parse_model_header(d: Any) -> tuple[ModelData, dict, dict]:
 
 def model_from_dict(d: Any, blend_ids=None) -> ModelData:
     """A whole decoded Rubin JSON document -> `ModelData` (only ``blend_ids`` if given)."""
-    from .readers import DictReader
-
     return DictReader(d).read(blend_ids)
 
 
@@ -554,7 +341,7 @@ def source_to_dict(source_id: int, s: SourceData) -> dict:
     meta: dict[str, Any] = dict(s.metadata or {})
     if s.peak_id is not None:
         meta["peak_id"] = int(s.peak_id)
-    meta.setdefault("id", int(source_id))
+    meta.setdefault("id", source_id if isinstance(source_id, str) else int(source_id))
     return {
         "source_type": "source",
         "components": [component_to_dict(c) for c in s.components],
@@ -563,7 +350,14 @@ def source_to_dict(source_id: int, s: SourceData) -> dict:
     }
 
 
-def blend_to_dict(blend: BlendData, model: ModelData) -> dict:
+def blend_to_dict(blend: BlendData, model: ModelData, source_ids_only: bool = False) -> dict:
+    """The versioned Rubin dict of a blend (hierarchical blends with their children).
+
+    ``source_ids_only``: list the sources' ids instead of the sources (our container
+    stores the components of a hierarchical blend's children in its own table).
+    """
+    if blend.children is not None:
+        return _hierarchical_to_dict(blend, model, source_ids_only)
     meta: dict[str, Any] = dict(blend.metadata or {})
     own = model.own_fields(blend)
     if "bands" in own:
@@ -576,12 +370,34 @@ def blend_to_dict(blend: BlendData, model: ModelData) -> dict:
         meta["psf_center"] = [float(blend.psf_center[1]), float(blend.psf_center[0])]
     if blend.footprint is not None:
         meta["spans"] = np.asarray(blend.footprint, dtype=bool)
+    if source_ids_only:
+        sources: Any = list(blend.sources)
+    else:
+        sources = {str(sid): source_to_dict(sid, s) for sid, s in blend.sources.items()}
     out = {
         "blend_type": "blend",
         "origin": [int(o) for o in blend.origin],
         "shape": [int(s) for s in blend.shape],
-        "sources": {str(sid): source_to_dict(sid, s) for sid, s in blend.sources.items()},
+        "sources": sources,
         "version": BLEND_MIGRATIONS.current,
+    }
+    if meta:
+        out["metadata"] = encode_metadata(meta)
+    return out
+
+
+def _hierarchical_to_dict(blend: BlendData, model: ModelData, source_ids_only: bool) -> dict:
+    meta: dict[str, Any] = dict(blend.metadata or {})
+    if blend.footprint is not None:
+        meta["spans"] = np.asarray(blend.footprint, dtype=bool)
+        meta["origin"] = [int(o) for o in blend.origin]
+    out: dict[str, Any] = {
+        "blend_type": "hierarchical",
+        "children": {
+            str(cid): blend_to_dict(child, model, source_ids_only)
+            for cid, child in blend.children.items()
+        },
+        "version": "1.0.0",
     }
     if meta:
         out["metadata"] = encode_metadata(meta)
@@ -626,27 +442,92 @@ def model_to_dict(model: ModelData) -> dict:
     }
 
 
-def _dumps(obj: Any) -> str:
+def dumps(obj: Any) -> str:
     return json.dumps(obj, allow_nan=False, separators=(",", ":"))
 
 
 def write_json(model: ModelData, path: str | os.PathLike) -> None:
     """Write the versioned Rubin JSON document, atomically."""
-    text = _dumps(model_to_dict(model)).encode()
+    text = dumps(model_to_dict(model)).encode()
     atomic_write_file(path, lambda f: f.write(text))
 
 
-def write_archive(model: ModelData, path: str | os.PathLike) -> None:
-    """Write a Rubin ``.scarlet`` archive (ZIP, members stored), atomically."""
-    model.validate()
+# ---- the JSON document as a reader ------------------------------------------------
 
-    def write(f) -> None:
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-            for bid, blend in model.blends.items():
-                zf.writestr(str(bid), _dumps(blend_to_dict(blend, model)))
-            for sid, iso in model.isolated.items():
-                zf.writestr(str(sid), _dumps(isolated_to_dict(iso)))
-            zf.writestr("metadata", _dumps(model_metadata_to_dict(model)))
-            zf.writestr("version", _dumps(MODEL_MIGRATIONS.current))
 
-    atomic_write_file(path, write)
+class DictReader(ModelDataReader):
+    """A decoded Rubin JSON document; blends are parsed when asked for."""
+
+    def __init__(self, document: Any, path: str | None = None) -> None:
+        try:
+            model, self._raw_blends, self._raw_isolated = parse_model_header(document)
+        except ModelDataError as e:
+            raise e.with_context(path=path) from None
+        super().__init__(model, path)
+        self.source_format = _json_format_name(document)
+        self._ids: dict[int, str] | None = None
+        self._iso_ids: dict[int, str] | None = None
+
+    def _index(self) -> dict[int, str]:
+        if self._ids is None:
+            self._ids = {as_id(k, NOWHERE, "blends"): k for k in self._raw_blends}
+        return self._ids
+
+    def blend_ids(self) -> list[int]:
+        return list(self._index())
+
+    def __contains__(self, blend_id: object) -> bool:
+        try:
+            return self._key(blend_id) in self._index()
+        except KeyError:
+            return False
+
+    def _blend(self, blend_id: int) -> BlendData:
+        key = self._index()[blend_id]
+        return parse_blend(self._raw_blends[key], blend_id)
+
+    def isolated_ids(self) -> list[int]:
+        if self._iso_ids is None:
+            self._iso_ids = {as_id(k, NOWHERE, "isolated"): k for k in self._raw_isolated}
+        return list(self._iso_ids)
+
+    def get_isolated(self, source_id: int) -> IsolatedSourceData:
+        self.isolated_ids()
+        return parse_isolated(self._raw_isolated[self._iso_ids[source_id]], source_id)
+
+
+def _json_format_name(document: Any) -> str:
+    if isinstance(document, dict) and "version" in document:
+        return f"rubin-json-{document.get('version')}"
+    blends = document.get("blends") if isinstance(document, dict) else None
+    if isinstance(blends, dict):
+        for b in blends.values():
+            if isinstance(b, dict) and "xy0" in b:
+                return "rubin-legacy-a"
+            break
+    return "rubin-legacy-b"
+
+
+def _read_json(path: str) -> DictReader:
+    try:
+        with open(path, "rb") as f, gc_paused():
+            document = json.loads(f.read())
+    except OSError as e:
+        raise ModelDataError(f"cannot read: {e}", path=path) from e
+    except DECODE_ERRORS as e:
+        raise ModelDataError(f"not valid JSON: {type(e).__name__}: {e}", path=path) from e
+    return DictReader(document, path)
+
+
+def _write_json(model: ModelData, path: str | os.PathLike, **_options) -> None:
+    write_json(model, path)
+
+
+registry.register_format(
+    "json",
+    # a JSON object (leading white space allowed); an empty file is reported as bad JSON
+    identify=lambda head: head.lstrip()[:1] in (b"{", b""),
+    reader=_read_json,
+    writer=_write_json,
+    extensions=(".json",),
+)
