@@ -28,16 +28,12 @@ ALLOWED = {
     "repo": {"core", "io", "detect"},
     "pipeline": {"core", "io", "detect", "repo", "sim"},
     "display": {"core"},
+    "data": set(),
 }
 #: Importable by every module.
 SHARED = {"_lazy"}
 MAX_FILE_LINES = 800
 MAX_FUNCTION_LINES = 150
-
-BEING_SPLIT = pytest.mark.xfail(
-    strict=False,
-    reason="issue 16: io/, detect/detection.py and repo/ being split in another branch",
-)
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -160,15 +156,6 @@ def _cycles() -> list[list[str]]:
     return out
 
 
-def _in(packages: set[str]):
-    """Keep the findings of modules of ``packages`` (the rest are checked elsewhere)."""
-    return lambda module: _package(module) in packages
-
-
-BEING_SPLIT_PACKAGES = {"io", "repo", "detect"}
-OURS = lambda module: not _in(BEING_SPLIT_PACKAGES)(module)  # noqa: E731
-
-
 # ---- the graph builder itself ----------------------------------------------------------------
 
 
@@ -186,27 +173,18 @@ def test_the_graph_sees_imports_inside_functions_and_relative_imports():
 # ---- cycles ---------------------------------------------------------------------------------
 
 
-def _cycles_where(keep) -> list[list[str]]:
-    return [c for c in _cycles() if any(keep(m) for m in c)]
-
-
 def test_no_import_cycle():
-    assert _cycles_where(OURS) == []
-
-
-@BEING_SPLIT
-def test_no_import_cycle_in_io_detect_repo():
-    assert _cycles_where(_in(BEING_SPLIT_PACKAGES)) == []
+    assert _cycles() == []
 
 
 # ---- layers ---------------------------------------------------------------------------------
 
 
-def _layer_breaks(keep) -> list[str]:
+def _layer_breaks() -> list[str]:
     out = []
     for module, edges in IMPORTS.items():
         src = _package(module)
-        if src not in ALLOWED or not keep(module):
+        if src not in ALLOWED:
             continue
         for target, _, line in sorted(edges):
             dst = _package(target)
@@ -216,12 +194,7 @@ def _layer_breaks(keep) -> list[str]:
 
 
 def test_layers():
-    assert _layer_breaks(OURS) == []
-
-
-@BEING_SPLIT
-def test_layers_of_io_detect_repo():
-    assert _layer_breaks(_in(BEING_SPLIT_PACKAGES)) == []
+    assert _layer_breaks() == []
 
 
 def test_layer_check_catches_a_break():
@@ -234,19 +207,17 @@ def test_layer_check_catches_a_break():
 # ---- sizes ----------------------------------------------------------------------------------
 
 
-def _big_files(keep) -> list[str]:
+def _big_files() -> list[str]:
     return [
         f"{m}: {n} lines"
         for m, (path, _) in MODULES.items()
-        if keep(m) and (n := len(path.read_text().splitlines())) > MAX_FILE_LINES
+        if (n := len(path.read_text().splitlines())) > MAX_FILE_LINES
     ]
 
 
-def _big_functions(keep) -> list[str]:
+def _big_functions() -> list[str]:
     out = []
     for module, tree in TREES.items():
-        if not keep(module):
-            continue
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 n = node.end_lineno - node.lineno + 1
@@ -256,21 +227,11 @@ def _big_functions(keep) -> list[str]:
 
 
 def test_file_sizes():
-    assert _big_files(OURS) == []
-
-
-@BEING_SPLIT
-def test_file_sizes_of_io_detect_repo():
-    assert _big_files(_in(BEING_SPLIT_PACKAGES)) == []
+    assert _big_files() == []
 
 
 def test_function_sizes():
-    assert _big_functions(OURS) == []
-
-
-@BEING_SPLIT
-def test_function_sizes_of_io_detect_repo():
-    assert _big_functions(_in(BEING_SPLIT_PACKAGES)) == []
+    assert _big_functions() == []
 
 
 # ---- private names --------------------------------------------------------------------------
@@ -298,20 +259,8 @@ def _private_imports(keep, across: str) -> list[str]:
     return out
 
 
-def _neither_being_split(module: str, target: str) -> bool:
-    return OURS(module) and OURS(target)
-
-
 def test_no_private_name_imported_across_packages():
-    assert _private_imports(_neither_being_split, "package") == []
-
-
-@BEING_SPLIT
-def test_no_private_name_imported_across_packages_from_or_by_io_detect_repo():
-    # e.g. pipeline.restart imports repo.repository._butler_errors until repo has a public
-    # butler-access module
-    keep = lambda module, target: not _neither_being_split(module, target)  # noqa: E731
-    assert _private_imports(keep, "package") == []
+    assert _private_imports(lambda module, target: True, "package") == []
 
 
 def test_no_private_name_imported_across_files_of_display():
