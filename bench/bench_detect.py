@@ -51,7 +51,8 @@ def match(peaks_y, peaks_x, truth_y, truth_x, truth_snr, radius=2.0):
 def make_scene(args):
     h, w = args.size
     if args.sim:
-        from vermilion.sim import MASK_PLANES, simulate_patch
+        from vermilion.core import MASK_PLANES
+        from vermilion.sim import simulate_patch
 
         patch = simulate_patch((h, w), bands=args.bands, density=args.density, seed=args.seed)
         t = patch.truth_array

@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from vermilion.core import MASK_PLANES
 from vermilion.core.bbox import Box
-from vermilion.detect import DEFAULT_MASK_PLANES, SourceCatalog, detect_sources
+from vermilion.detect import SourceCatalog, detect_sources
 
-BAD, SAT, NO_DATA, EDGE = (DEFAULT_MASK_PLANES[k] for k in ("BAD", "SAT", "NO_DATA", "EDGE"))
+BAD, SAT, NO_DATA, EDGE = (MASK_PLANES[k] for k in ("BAD", "SAT", "NO_DATA", "EDGE"))
 
 
 def gaussian(shape, y, x, sigma, flux):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from vermilion.core import MASK_PLANES
 from vermilion.detect import (
-    DEFAULT_MASK_PLANES,
     SourceCatalog,
     detect_sources,
     estimate_background,
@@ -61,7 +61,7 @@ def test_inverse_variance_coadd_is_inverse_variance_mean():
     variance = np.array([np.full((4, 5), 1.0), np.full((4, 5), 3.0)], np.float32)
     images[1, 0, 0] = np.nan
     mask = np.zeros((2, 4, 5), np.int32)
-    mask[0, 1, 1] = DEFAULT_MASK_PLANES["BAD"]
+    mask[0, 1, 1] = MASK_PLANES["BAD"]
     variance[0, 2, 2] = 0.0  # no weight
     coadd, weight = inverse_variance_coadd(images, variance, mask)
     assert coadd[3, 4] == pytest.approx((1 + 4 / 3) / (1 + 1 / 3))
@@ -179,7 +179,8 @@ def test_blob_scene_completeness_and_purity():
 
 @pytest.mark.slow
 def test_vermilion_sim_completeness_and_purity():
-    sim = pytest.importorskip("vermilion.sim")
+    import vermilion.sim as sim
+
     found = total = n_peaks = n_true = 0
     iso_found = iso_total = 0
     # density 30 per arcmin^2 (LSST-like depth, some blending); at 100 per arcmin^2 a tenth of
@@ -194,7 +195,7 @@ def test_vermilion_sim_completeness_and_purity():
             patch.mask,
             psfs=patch.psfs,
             bands=patch.bands,
-            mask_planes=sim.MASK_PLANES,
+            mask_planes=MASK_PLANES,
         )
         t = patch.truth_array
         order = np.argsort(-t["snr"])
@@ -270,7 +271,8 @@ def test_peaks_at_density_100_vetting_and_crowded():
     # with it (the default) and with the crowded-field settings (completeness of S/N > 10 /
     # purity; on seeds 1-6, bench/bench_detect.py: 0.919 / 0.964 before vetting, default
     # 0.936 / 0.984, crowded 0.950 / 0.966)
-    sim = pytest.importorskip("vermilion.sim")
+    import vermilion.sim as sim
+
     configs = {
         # the defaults before candidates were vetted (and could hence be looser)
         "no vet": {"vet_snr": None, "asymmetry_snr": 7.0, "band_peak_snr": 5.0},
@@ -290,7 +292,7 @@ def test_peaks_at_density_100_vetting_and_crowded():
                 patch.mask,
                 psfs=patch.psfs,
                 bands=patch.bands,
-                mask_planes=sim.MASK_PLANES,
+                mask_planes=MASK_PLANES,
                 **kw,
             )
             matched, used = match(all_peaks(cat), t["y"], t["x"])

@@ -7,6 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 
+import vermilion.core as core
 import vermilion.data
 from vermilion.io import (
     BlendData,
@@ -19,10 +20,6 @@ from vermilion.io import (
     multiband_data_to_blend,
     multibandDataToScarlet,
 )
-
-core = pytest.importorskip("vermilion.core")
-if not hasattr(core, "NoDataObservation"):
-    pytest.skip("vermilion.core has not landed yet", allow_module_level=True)
 
 HSC_35 = vermilion.data.path("hsc_cosmos_35.npz")
 

@@ -42,7 +42,6 @@ def test_v29_file_loads_both_blends(v29_path):
 
 
 def test_v29_blends_rebuild_and_render(v29_path):
-    pytest.importorskip("vermilion.core.observation")
     from vermilion.core import NoDataObservation
 
     model = ModelData.read(v29_path)

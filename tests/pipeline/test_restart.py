@@ -205,9 +205,10 @@ def _flux_errors(blend, rows, truth) -> np.ndarray:
 @pytest.fixture(scope="module")
 def restart_blend_case():
     """Simulated blends deblended by the pipeline's worker without their middle source."""
+    from vermilion.core import MASK_PLANES
     from vermilion.pipeline import DeblendConfig
     from vermilion.pipeline._worker import BlendJob, Settings, deblend_blend
-    from vermilion.sim import MASK_PLANES, simulate_blend
+    from vermilion.sim import simulate_blend
 
     cases = []
     sep = 9

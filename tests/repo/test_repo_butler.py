@@ -11,6 +11,7 @@ from astropy.io import fits
 from astropy.table import Table
 from repo_testdata import BANDS, PATCH_SHAPE, SKYMAP, gaussian_psf, make_repo, patch_arrays
 
+import vermilion.io
 from vermilion.core.bbox import Box
 from vermilion.repo import (
     DATASET_TYPES,
@@ -402,9 +403,6 @@ def test_repository_of_another_version_is_refused(tmp_path):
 
 def test_seed_blend_rebuilds_from_the_repository(butler, filled):
     """The seed's next step: a blend with a real observation from the butler's cutout."""
-    io = pytest.importorskip("vermilion.io")
-    if not hasattr(io, "multibandDataToScarlet"):
-        pytest.skip("vermilion.io.multibandDataToScarlet not available yet")
     model = butler.get("deepCoadd_scarletModelData", tract=TRACT, patch=PATCH)
     blend_data = model.blends[1]
     m_exposure = MultibandExposure.fromButler(
@@ -415,7 +413,7 @@ def test_seed_blend_rebuilds_from_the_repository(butler, filled):
         tract=TRACT,
         patch=PATCH,
     )
-    blend = io.multibandDataToScarlet(modelData=model, blendId=1, mExposure=m_exposure)
+    blend = vermilion.io.multibandDataToScarlet(modelData=model, blendId=1, mExposure=m_exposure)
     assert blend.observation.bbox == blend_data.bbox
     np.testing.assert_array_equal(np.asarray(blend.observation.images.data), m_exposure.images)
 

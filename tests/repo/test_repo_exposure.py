@@ -285,9 +285,6 @@ def test_from_exposures_checks_boxes(exposure):
 
 
 def test_to_observation_weights_mask_bad_pixels():
-    core = pytest.importorskip("vermilion.core")
-    if not hasattr(core, "observation_from_exposure"):
-        pytest.skip("vermilion.core.observation_from_exposure not available")
     m = _mexp()
     m.mask[1, 3, 4] = MASK_PLANES["SAT"]
     obs = m.to_observation()

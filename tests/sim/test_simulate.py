@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from vermilion.sim import MASK_PLANES, simulate_blend, simulate_patch
+from vermilion.core import MASK_PLANES
+from vermilion.sim import simulate_blend, simulate_patch
 from vermilion.sim.survey import FLUX_ZERO_POINT, band_parameters
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from vermilion.core.masks import mask_bits
+from vermilion.core.masks import MASK_PLANES, mask_bits
 
-from .maps import _FWHM_PER_SIGMA, DEFAULT_MASK_PLANES, psf_sigmas_from_images
+from .maps import _FWHM_PER_SIGMA, psf_sigmas_from_images
 
 __all__ = ["DETECT_CONFIG_KEY", "N_SIGMA_TO_GROW", "DetectionConfig", "ResolvedDetection"]
 
@@ -140,7 +140,7 @@ class DetectionConfig:
     bad_mask_bits : tuple of str (or int), default ("BAD", "SAT", "NO_DATA")
         Bits or plane names excluded from the coadd.
     mask_planes : dict or None, default None
-        Plane name to bit (None: `DEFAULT_MASK_PLANES`: BAD=1, SAT=2, NO_DATA=4,
+        Plane name to bit (None: `vermilion.core.MASK_PLANES`: BAD=1, SAT=2, NO_DATA=4,
         EDGE=8). Planes EDGE and NO_DATA, when present, mark ``detect_edge``; a
         region with no data in any band because of SAT gets one central peak.
     mask_limits : dict or None, default None
@@ -268,7 +268,7 @@ class DetectionConfig:
         ValueError
             On unknown mask planes, or PSF images that do not fit the bands.
         """
-        planes = dict(DEFAULT_MASK_PLANES if self.mask_planes is None else self.mask_planes)
+        planes = dict(MASK_PLANES if self.mask_planes is None else self.mask_planes)
         limits = {"NO_DATA": 0.25} if self.mask_limits is None else dict(self.mask_limits)
         for name in limits:
             mask_bits(name, planes)

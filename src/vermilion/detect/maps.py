@@ -25,22 +25,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vermilion.core.masks import MASK_PLANES, mask_bits
+from vermilion.core.masks import mask_bits
 
 from .background import _band_background
 
 __all__ = [
-    "DEFAULT_MASK_PLANES",
     "DetectionMaps",
     "detection_maps",
     "inverse_variance_coadd",
-    "mask_bits",
     "psf_sigma_from_images",
     "psf_sigmas_from_images",
 ]
-
-#: Mask plane bits shared with `vermilion.sim`.
-DEFAULT_MASK_PLANES = MASK_PLANES
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -107,7 +102,7 @@ def inverse_variance_coadd(
     bad_mask_bits
         Bits (int) or plane names whose pixels get zero weight.
     mask_planes
-        Plane name to bit, default `DEFAULT_MASK_PLANES`.
+        Plane name to bit, default `vermilion.core.MASK_PLANES`.
 
     Returns
     -------

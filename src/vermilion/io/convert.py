@@ -20,6 +20,7 @@ from ._fields import Where, as_source_id
 from .components import CubeComponentData, FactorizedComponentData, SourceData, argmax_peak
 from .data import BlendData
 from .errors import ModelDataError
+from .metadata import RECORDED_CONFIG_KEY
 from .rebuild import data_to_blend
 
 __all__ = [
@@ -135,7 +136,7 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
 def _stored_config(model_data) -> dict:
     """The deblender configuration recorded with the models (empty when absent)."""
     metadata = getattr(model_data, "metadata", None) or {}
-    config = metadata.get("deblend_config") if isinstance(metadata, dict) else None
+    config = metadata.get(RECORDED_CONFIG_KEY) if isinstance(metadata, dict) else None
     return config if isinstance(config, dict) else {}
 
 

@@ -12,7 +12,13 @@ import numpy as np
 
 from ._fields import Where, as_dict, as_int, as_list, as_shape, as_str, float_array, require
 
-__all__ = ["decode_metadata", "encode_metadata"]
+__all__ = ["RECORDED_CONFIG_KEY", "decode_metadata", "encode_metadata"]
+
+#: The model-data metadata entry where the deblender records its settings (a dict of
+#: `vermilion.pipeline.DeblendConfig` fields). A rebuild reads three of them as its
+#: defaults, so that the observation is the one the models were fitted to:
+#: ``badMask``, ``useWeights`` and ``convolutionType``. The pipeline writes it under this name.
+RECORDED_CONFIG_KEY = "deblend_config"
 
 # Array dtypes kept exactly through every format -> numpy kind.
 _ARRAY_DTYPES = {

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vermilion.io.metadata import RECORDED_CONFIG_KEY
+
 __all__ = ["CONFIG_KEY", "DeblendConfig", "ScarletDeblendConfig"]
 
-#: Key under which the config is recorded in model-data metadata and catalog meta.
-CONFIG_KEY = "deblend_config"
+#: Key under which the config is recorded in model-data metadata and catalog meta (defined
+#: by io, whose rebuild reads the recorded settings back).
+CONFIG_KEY = RECORDED_CONFIG_KEY
 
 _SOURCE_MODELS = ("single", "double", "compact")
 _CONVOLUTIONS = ("fft", "real")

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from astropy.table import Table
 
 __all__ = [
-    "MASK_PLANES",
     "SimConfig",
     "SimulatedPatch",
     "SourceImage",
@@ -186,7 +185,7 @@ class SimulatedPatch:
     images, variance
         ``(bands, H, W)`` float32, nJy and nJy^2. NO_DATA pixels have image 0 and variance inf.
     mask
-        ``(bands, H, W)`` int32 bit planes, see `MASK_PLANES`.
+        ``(bands, H, W)`` int32 bit planes, see `vermilion.core.MASK_PLANES`.
     psfs
         ``(bands, S, S)`` float32 PSF images at the patch centre (S odd, centred, sum 1),
         including the pixel response. Use `psf_at` for a spatially varying PSF.
