@@ -15,7 +15,15 @@ from .operators import DEFAULT_MONOTONIC_SLACK, checked_slack, find_peak, prox_m
 from .parameters import AdaproxParameter, FistaParameter, relative_step
 from .source import Source
 
+#: Peaks below this detection S/N (deconvolved detection image) start as compact sources.
+#: bench/bench_accuracy.py (tuning seeds, S/N > 10): 50 (the Rubin default) gives median
+#: |re-apportioned flux error| 0.134 (vermilion.sim) and 0.160 (GalSim scenes), 10 gives
+#: 0.094 and 0.133 (5: 0.096 / 0.133; 20: 0.110 / 0.148): a source of S/N 10-50 fits its
+#: own light far better from its symmetric image than from the model PSF.
+DEFAULT_MIN_SNR = 10.0
+
 __all__ = [
+    "DEFAULT_MIN_SNR",
     "Chi2InitParameters",
     "chi2_detection_image",
     "deconvolved_detection_image",
@@ -144,7 +152,7 @@ class Chi2InitParameters:
         observation: Observation,
         centers: Sequence[tuple[int, int]] | None = None,
         detect: np.ndarray | None = None,
-        min_snr: float = 50,
+        min_snr: float = DEFAULT_MIN_SNR,
         thresh: float = 1.0,
         max_components: int = 2,
         bulge_fraction: float = 0.5,
@@ -366,7 +374,7 @@ def init_all_sources(
     observation: Observation,
     centers: Sequence[tuple[int, int]],
     detect: np.ndarray | None = None,
-    min_snr: float = 50,
+    min_snr: float = DEFAULT_MIN_SNR,
     thresh: float = 1.0,
     max_components: int = 2,
     bg_thresh: float = 0.25,
