@@ -252,8 +252,11 @@ def identify_afw(hdul: fits.HDUList) -> str | None:
         if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
             return None
         header = hdul[1].header
-        if _header_value(header, "EXTTYPE") == "ARCHIVE_INDEX":
+        exttype = _header_value(header, "EXTTYPE") or ""
+        if exttype == "ARCHIVE_INDEX":
             return "archive"
+        if exttype.startswith("ARCHIVE"):
+            return None  # archive data without its index is no record table
         if "AFW_TYPE" in header or "AFW_TABLE_VERSION" in header:
             return "catalog"
         if _header_value(header, "TCCLS1") is not None or "AR_HDU" in header:
