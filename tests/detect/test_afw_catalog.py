@@ -255,7 +255,7 @@ def test_not_afw_nor_vermilion_is_one_clear_error(tmp_path):
     table = fits.BinTableHDU.from_columns([fits.Column(name="spam", format="E", array=[1.0])])
     table.name = "EGGS"
     fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
-    with pytest.raises(AfwTableError, match=r"neither a vermilion catalog.*'EGGS'.*spam"):
+    with pytest.raises(AfwTableError, match=r"not a vermilion catalog.*'EGGS'.*spam"):
         SourceCatalog.read(path)
     text = tmp_path / "text.fits"
     text.write_text("not FITS at all")

@@ -83,7 +83,7 @@ def read_afw_catalog(hdul: fits.HDUList, path: str | os.PathLike | None, cls: ty
     """
     if identify_afw(hdul) is None:
         raise AfwTableError(
-            "neither a vermilion catalog (no CATALOG extension) nor an lsst.afw.table catalog "
+            "not a vermilion catalog (no CATALOG extension) nor an lsst.afw.table catalog "
             f"(no AFW_TYPE, AFW_TABLE_VERSION or ARCHIVE_INDEX); found {describe_hdus(hdul)}",
             path,
         )
