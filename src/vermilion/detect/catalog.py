@@ -602,15 +602,19 @@ class SourceCatalog(Table):
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> SourceCatalog:
-        """Read a catalog written by `write` (footprints and heavy footprints included)."""
-        from astropy.io import fits
+        """Read a catalog written by `write` or by ``lsst.afw.table`` (`vermilion.detect.afw`)."""
+        from vermilion.io.afw_table import open_fits
+
+        from .afw import read_afw_catalog
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no catalog file at {path}")
-        with fits.open(path, memmap=False) as hdul:
+        with open_fits(path) as hdul:
             names = {h.name for h in hdul}
-            for ext in ("CATALOG", "SPANS", "PEAKS"):
+            if "CATALOG" not in names:  # an afw file, or an error that names what was found
+                return read_afw_catalog(hdul, path, cls)
+            for ext in ("SPANS", "PEAKS"):
                 if ext not in names:
                     raise ValueError(f"{path} is not a vermilion catalog: no {ext} extension")
             header = hdul["CATALOG"].header
