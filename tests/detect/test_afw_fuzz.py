@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from test_afw_catalog import check_catalog, check_footprint
 
 from vermilion.detect.catalog import SourceCatalog
-from vermilion.io.afw_table import AfwTableError
+from vermilion.io.afw_fits import AfwTableError
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("VERMILION_FUZZ_EXAMPLES", "60")),

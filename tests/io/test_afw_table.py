@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from vermilion.io.afw_table import AfwTableError, identify_afw, read_afw, read_afw_archive
+from vermilion.io.afw_fits import AfwTableError
+from vermilion.io.afw_table import identify_afw, read_afw, read_afw_archive
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "afw"
 HSC = DATA / "deepCoadd_meas_HSC_v2.fits"

@@ -29,13 +29,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Column, Table
 
-from vermilion.io.afw_table import (
-    AfwFootprints,
-    AfwTableError,
-    describe_hdus,
-    identify_afw,
-    read_afw,
-)
+from vermilion.io.afw_fits import AfwTableError
+from vermilion.io.afw_table import AfwFootprints, describe_hdus, identify_afw, read_afw
 
 from .footprint import PEAK_DTYPE, Footprint, HeavyFootprint, SpanSet
 
