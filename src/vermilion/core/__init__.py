@@ -18,7 +18,7 @@ from .initialization import (
     parameterize_sources,
 )
 from .masks import MASK_PLANES, mask_bits
-from .measure import weight_sources
+from .measure import tendril_fraction, weight_sources
 from .observation import (
     Convolver,
     DummyObservation,
@@ -79,5 +79,6 @@ __all__ = [
     "prox_monotonic",
     "prox_sparsity",
     "relative_step",
+    "tendril_fraction",
     "weight_sources",
 ]

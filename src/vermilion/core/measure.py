@@ -15,7 +15,7 @@ import numpy as np
 from .bbox import Box
 from .blend import Blend
 
-__all__ = ["blendedness", "scene_blendedness", "weight_sources"]
+__all__ = ["blendedness", "scene_blendedness", "tendril_fraction", "weight_sources"]
 
 
 def weight_sources(blend: Blend, mask_footprint: bool = True) -> Blend:
@@ -97,3 +97,47 @@ def scene_blendedness(
         b = blendedness(image[(slice(None), *c)], scene[(slice(None), *a)])
         out[k] = b if not np.isnan(b) else 0.0
     return np.clip(out, 0.0, 1.0)
+
+
+def tendril_fraction(source) -> float:
+    """Share of a source's model flux in tendrils: structures one pixel wide, or cut off.
+
+    The support of the model (summed over bands, in model space) is opened with a
+    2 x 2 square: pixels that belong to no 2 x 2 block of the support (lines and
+    spurs one pixel wide) are tendril pixels, and so are the pixels of the opened
+    support not 8-connected to the piece that holds the peak. A compact, monotonic
+    shape scores ~0; a model that grew thin filaments along the noise scores the
+    flux it put there.
+
+    Parameters
+    ----------
+    source
+        A `Source` (any object with ``get_model()`` returning an `Image` and ``peak``).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 for a source without a model.
+    """
+    from scipy import ndimage
+
+    model = source.get_model()
+    plane = np.asarray(model.data, dtype=np.float64).sum(axis=0) if model.data.size else None
+    if plane is None or not np.any(plane > 0):
+        return 0.0
+    plane = np.where(plane > 0, plane, 0.0)
+    support = plane > 0
+    thick = ndimage.binary_opening(support, structure=np.ones((2, 2), dtype=bool))
+    labels, _ = ndimage.label(thick, structure=np.ones((3, 3), dtype=bool))
+    peak = source.peak
+    keep = 0
+    if peak is not None:
+        py, px = peak[0] - model.bbox.origin[0], peak[1] - model.bbox.origin[1]
+        if 0 <= py < plane.shape[0] and 0 <= px < plane.shape[1]:
+            keep = labels[py, px]
+    if keep == 0 and labels.max() > 0:
+        # the peak pixel itself is thin: keep the piece holding most of the flux
+        sums = ndimage.sum(plane, labels, index=np.arange(1, labels.max() + 1))
+        keep = int(np.argmax(sums)) + 1
+    body = labels == keep if keep else np.zeros_like(support)
+    return float(plane[~body].sum() / plane.sum())
