@@ -64,6 +64,7 @@ def test_the_guide_has_its_pages():
         "02-working-with-models.md",
         "03-repository.md",
         "04-formats.md",
+        "05-rubin-data.md",
     ]
 
 

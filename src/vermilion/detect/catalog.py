@@ -19,17 +19,12 @@ Standard columns (see `STANDARD_COLUMNS`): ``id`` (64-bit, see
 columns with `SourceCatalog.ensure_column` or plain astropy assignment.
 
 On disk (`SourceCatalog.write`) a catalog is one FITS file readable with astropy
-alone: extension ``CATALOG`` (every column but ``footprint``, plus
-``footprint_kind``: 0 none, 1 footprint, 2 heavy footprint), ``SPANS``
-(``source_id, y, x0, x1``, x1 inclusive), ``PEAKS`` (``source_id, id, y, x, value,
-snr``), and for heavy footprints ``HEAVY`` (``source_id`` and ``values``, one row per
-pixel in span order, one value per band) and ``HEAVYBANDS`` (``source_id, bands``,
-band names joined by commas).
+alone; its layout is in `vermilion.detect.catalog_fits`. `SourceCatalog.read` also
+reads catalogs written by ``lsst.afw.table`` (`vermilion.detect.afw`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -39,7 +34,8 @@ from astropy.table import Row, Table
 
 from vermilion.core.files import atomic_write_file
 
-from .footprint import PEAK_DTYPE, Footprint, HeavyFootprint, SpanSet, _as_peaks
+from .catalog_fits import catalog_hdus, jsonable, read_catalog
+from .footprint import PEAK_DTYPE, Footprint, _as_peaks
 from .ids import MAX_SEQ, make_source_id, unpack_source_id
 
 __all__ = [
@@ -77,7 +73,7 @@ STANDARD_COLUMNS: dict[str, tuple[object, object, str]] = {
 
 FLAG_COLUMNS = tuple(name for name, (dtype, _, _) in STANDARD_COLUMNS.items() if dtype is bool)
 
-_FOOTPRINT_KIND = "footprint_kind"
+FOOTPRINT_KIND = "footprint_kind"
 
 
 def _default_for(dtype: np.dtype, name: str):
@@ -496,221 +492,46 @@ class SourceCatalog(Table):
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists and overwrite is False")
-        hdul = fits.HDUList([fits.PrimaryHDU(), *self._to_hdus()])
+        hdul = fits.HDUList([fits.PrimaryHDU(), *catalog_hdus(self)])
         hdul[0].header["VERMCAT"] = (SCHEMA_VERSION, "vermilion SourceCatalog schema")
         atomic_write_file(path, hdul.writeto)
 
-    def _to_hdus(self) -> list:
-        from astropy.io import fits
-
-        ids = np.asarray(self["id"], dtype=np.int64)
-        fps = list(self["footprint"]) if "footprint" in self.colnames else [None] * len(self)
-        kinds = np.array(
-            [0 if fp is None else (2 if fp.is_heavy else 1) for fp in fps], dtype=np.int16
-        )
-        table = Table()
-        obj_str, uni_str = [], []
-        for name in self.colnames:
-            if name == "footprint":
-                continue
-            col = self[name]
-            if col.dtype.kind == "O":
-                values = list(col)
-                if not all(isinstance(v, str) for v in values):
-                    raise TypeError(
-                        f"column {name!r} holds objects other than str and cannot be written"
-                    )
-                table[name] = _utf8(np.array(values, dtype=str))
-                obj_str.append(name)
-            elif col.dtype.kind == "U":
-                # FITS text is ASCII: store UTF-8 bytes and decode them on reading
-                table[name] = _utf8(np.asarray(col))
-                uni_str.append(f"{name}:{col.dtype.itemsize // 4}")
-            else:
-                table[name] = col
-            table[name].unit = col.unit
-            table[name].description = col.description
-        table[_FOOTPRINT_KIND] = kinds
-        cat_hdu = fits.table_to_hdu(table)
-        cat_hdu.name = "CATALOG"
-        fp_pos = self.colnames.index("footprint") if "footprint" in self.colnames else -1
-        cat_hdu.header["VFPCOL"] = (fp_pos, "position of the footprint column, -1 if none")
-        cat_hdu.header["VOBJSTR"] = (",".join(obj_str), "object columns holding UTF-8 text")
-        cat_hdu.header["VUNISTR"] = (",".join(uni_str), "unicode columns stored as UTF-8")
-        cat_hdu.header["VMETA"] = json.dumps(_jsonable(dict(self.meta)))
-
-        span_parts, peak_parts, heavy_parts, heavy_bands = [], [], [], []
-        for sid, fp in zip(ids.tolist(), fps):
-            if fp is None:
-                continue
-            s = fp.spans
-            span_parts.append((np.full(len(s), sid, np.int64), s.y, s.x0, s.x1))
-            pk = fp.peaks
-            peak_parts.append((np.full(len(pk), sid, np.int64), pk))
-            if fp.is_heavy:
-                heavy_parts.append((np.full(fp.values.shape[1], sid, np.int64), fp.values))
-                heavy_bands.append((sid, ",".join(fp.bands or ())))
-
-        def cat(parts, i, dtype):
-            return (
-                np.concatenate([p[i] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype)
-            )
-
-        spans = Table(
-            {
-                "source_id": cat(span_parts, 0, np.int64),
-                "y": cat(span_parts, 1, np.int32),
-                "x0": cat(span_parts, 2, np.int32),
-                "x1": cat(span_parts, 3, np.int32),
-            }
-        )
-        span_hdu = fits.table_to_hdu(spans)
-        span_hdu.name = "SPANS"
-        span_hdu.header["X1INCL"] = (True, "x1 is inclusive: a span covers x0..x1")
-        pk_all = (
-            np.concatenate([p[1] for p in peak_parts]) if peak_parts else np.zeros(0, PEAK_DTYPE)
-        )
-        peaks = Table({"source_id": cat(peak_parts, 0, np.int64)})
-        for name in PEAK_DTYPE.names:
-            peaks[name] = pk_all[name]
-        peak_hdu = fits.table_to_hdu(peaks)
-        peak_hdu.name = "PEAKS"
-        hdus = [cat_hdu, span_hdu, peak_hdu]
-        if heavy_parts:
-            n_bands = max(p[1].shape[0] for p in heavy_parts)
-            rows = sum(p[1].shape[1] for p in heavy_parts)
-            values = np.full((rows, n_bands), np.nan, np.float32)
-            at = 0
-            for _, v in heavy_parts:
-                values[at : at + v.shape[1], : v.shape[0]] = v.T
-                at += v.shape[1]
-            heavy = Table({"source_id": cat(heavy_parts, 0, np.int64), "values": values})
-            heavy_hdu = fits.table_to_hdu(heavy)
-            heavy_hdu.name = "HEAVY"
-            width = max([len(b) for _, b in heavy_bands] + [1])
-            hb = Table(
-                {
-                    "source_id": np.array([s for s, _ in heavy_bands], np.int64),
-                    "bands": np.array([b for _, b in heavy_bands], dtype=f"U{width}"),
-                    "n_bands": np.array([p[1].shape[0] for p in heavy_parts], dtype=np.int32),
-                }
-            )
-            hb_hdu = fits.table_to_hdu(hb)
-            hb_hdu.name = "HEAVYBANDS"
-            hdus += [heavy_hdu, hb_hdu]
-        return hdus
-
     @classmethod
     def read(cls, path: str | os.PathLike) -> SourceCatalog:
-        """Read a catalog written by `write` (footprints and heavy footprints included)."""
-        from astropy.io import fits
+        """Read a catalog written by `write` or by ``lsst.afw.table`` (`vermilion.detect.afw`).
+
+        Parameters
+        ----------
+        path
+            The FITS file.
+
+        Returns
+        -------
+        SourceCatalog
+            Its records with their footprints (heavy footprints with their pixel values
+            and, where stored, mask and variance).
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no such file.
+        ValueError
+            If the file is neither a vermilion catalog nor an afw one (the message names
+            the HDUs found), or is damaged.
+        """
+        from vermilion.io.afw_fits import open_fits
+
+        from .afw import read_afw_catalog
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no catalog file at {path}")
-        with fits.open(path, memmap=False) as hdul:
-            names = {h.name for h in hdul}
-            for ext in ("CATALOG", "SPANS", "PEAKS"):
-                if ext not in names:
-                    raise ValueError(f"{path} is not a vermilion catalog: no {ext} extension")
-            header = hdul["CATALOG"].header
-            table = Table.read(hdul, hdu="CATALOG", character_as_bytes=True, mask_invalid=False)
-            spans = Table.read(hdul, hdu="SPANS", mask_invalid=False)
-            peaks = Table.read(hdul, hdu="PEAKS", mask_invalid=False)
-            heavy = heavy_bands = None
-            if "HEAVY" in names:
-                heavy = Table.read(hdul, hdu="HEAVY", mask_invalid=False)
-                heavy_bands = Table.read(
-                    hdul, hdu="HEAVYBANDS", character_as_bytes=False, mask_invalid=False
-                )
-        try:
-            meta = json.loads(header.get("VMETA", "{}"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: CATALOG header VMETA is not valid JSON: {err}") from err
-        obj_str = [n for n in header.get("VOBJSTR", "").split(",") if n]
-        if _FOOTPRINT_KIND not in table.colnames:
-            raise ValueError(f"{path}: CATALOG lacks the {_FOOTPRINT_KIND} column")
-        kinds = np.asarray(table[_FOOTPRINT_KIND])
-        table.remove_column(_FOOTPRINT_KIND)
-        table.meta.clear()
-        table.meta.update(meta)
-        for name in table.colnames:
-            col = table[name]
-            if col.dtype.kind not in "OUS" and not col.dtype.isnative:
-                native = col.copy(data=np.asarray(col).astype(col.dtype.newbyteorder("=")))
-                table.replace_column(name, native)
-        widths = dict(n.rsplit(":", 1) for n in header.get("VUNISTR", "").split(",") if n)
-        for name in obj_str + list(widths):
-            if name not in table.colnames:
-                raise ValueError(f"{path}: CATALOG lacks the text column {name!r}")
-            desc, unit = table[name].description, table[name].unit
-            text = np.char.decode(np.asarray(table[name], dtype=bytes), "utf-8")
-            if name in obj_str:
-                values = np.empty(text.shape, dtype=object)
-                values[...] = text.tolist()
-            else:
-                values = text.astype(f"U{max(int(widths[name]), 1)}")
-            table[name] = values
-            table[name].description = desc
-            table[name].unit = unit
-
-        def groups(t: Table) -> tuple[Table | None, dict[int, slice]]:
-            """Rows of ``t`` sorted by source id, and each id's slice."""
-            sid = np.asarray(t["source_id"], dtype=np.int64)
-            if len(sid) == 0:
-                return None, {}
-            order = np.argsort(sid, kind="stable")
-            t = t[order]
-            uniq, first, count = np.unique(sid[order], return_index=True, return_counts=True)
-            return t, {int(u): slice(int(f), int(f + c)) for u, f, c in zip(uniq, first, count)}
-
-        spans, span_idx = groups(spans)
-        peaks, peak_idx = groups(peaks)
-        sy = np.asarray(spans["y"]) if spans is not None else None
-        sx0 = np.asarray(spans["x0"]) if spans is not None else None
-        sx1 = np.asarray(spans["x1"]) if spans is not None else None
-        pk_arr = None
-        if peaks is not None:
-            pk_arr = np.zeros(len(peaks), PEAK_DTYPE)
-            for name in PEAK_DTYPE.names:
-                pk_arr[name] = np.asarray(peaks[name])
-        heavy_idx = {}
-        heavy_vals = None
-        band_of = {}
-        if heavy is not None:
-            heavy, heavy_idx = groups(heavy)
-            heavy_vals = np.asarray(heavy["values"], dtype=np.float32)
-            if heavy_vals.ndim == 1:
-                heavy_vals = heavy_vals[:, None]
-            for sid, b, nb in zip(
-                heavy_bands["source_id"], heavy_bands["bands"], heavy_bands["n_bands"]
-            ):
-                bands = tuple(x for x in str(b).split(",") if x) if b else None
-                band_of[int(sid)] = (bands, int(nb))
-
-        fps = np.empty(len(table), dtype=object)
-        for row, (sid, kind) in enumerate(zip(np.asarray(table["id"]).tolist(), kinds)):
-            if kind == 0:
-                continue
-            s = span_idx.get(sid, slice(0, 0))
-            spanset = (
-                SpanSet(sy[s], sx0[s], sx1[s], normalize=False) if sy is not None else SpanSet()
-            )
-            p = peak_idx.get(sid)
-            pk = pk_arr[p] if p is not None else None
-            if kind == 2:
-                if sid not in band_of:
-                    raise ValueError(f"{path}: heavy footprint of {sid} has no HEAVYBANDS row")
-                bands, nb = band_of[sid]
-                h = heavy_idx.get(sid, slice(0, 0))
-                vals = heavy_vals[h, :nb].T
-                fps[row] = HeavyFootprint(spanset, pk, vals, bands)
-            else:
-                fps[row] = Footprint(spanset, pk)
-        cat = cls(table, copy=False)
-        fp_pos = int(header.get("VFPCOL", len(cat.colnames)))
-        if fp_pos >= 0:
-            cat.add_column(fps, name="footprint", index=min(fp_pos, len(cat.colnames)))
+        with open_fits(path) as hdul:
+            if "CATALOG" not in {h.name for h in hdul}:
+                # an afw file, or an error that names what was found
+                return read_afw_catalog(hdul, path, cls)
+            cat = read_catalog(hdul, path, cls)
+        if "footprint" in cat.colnames:
             cat["footprint"].description = STANDARD_COLUMNS["footprint"][2]
         return cat
 
@@ -718,7 +539,7 @@ class SourceCatalog(Table):
         """Whether two catalogs have the same columns, values, footprints and meta."""
         if self.colnames != other.colnames or len(self) != len(other):
             return False
-        if _jsonable(dict(self.meta)) != _jsonable(dict(other.meta)):
+        if jsonable(dict(self.meta)) != jsonable(dict(other.meta)):
             return False
         for name in self.colnames:
             a, b = self[name], other[name]
@@ -732,24 +553,6 @@ class SourceCatalog(Table):
             elif not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=a.dtype.kind in "fc"):
                 return False
         return True
-
-
-def _utf8(text: np.ndarray) -> np.ndarray:
-    """Unicode array -> UTF-8 bytes array (at least one byte wide)."""
-    encoded = np.char.encode(text, "utf-8") if text.size else text.astype("S1")
-    return encoded.astype(f"S{max(encoded.dtype.itemsize, 1)}")
-
-
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
 
 
 def _peak_record(peak) -> np.ndarray:

@@ -512,11 +512,16 @@ class HeavyFootprint(Footprint):
         every band, pixels in span order (row-major, see `SpanSet.indices`).
     bands
         Band names, one per row of ``values`` (optional).
+    mask, variance
+        Optional per-pixel mask bits (integers) and variance, shaped like ``values``
+        (an ``lsst.afw`` ``HeavyFootprint`` carries both); None when unknown.
     """
 
     is_heavy = True
 
-    def __init__(self, spans, peaks=None, values=None, bands=None, yx0=(0, 0)) -> None:
+    def __init__(
+        self, spans, peaks=None, values=None, bands=None, yx0=(0, 0), mask=None, variance=None
+    ) -> None:
         super().__init__(spans, peaks, yx0)
         area = self.spans.area
         if values is None:
@@ -534,6 +539,8 @@ class HeavyFootprint(Footprint):
                 raise ValueError(f"{len(bands)} bands given for {values.shape[0]} value rows")
         self.values = values
         self.bands = bands
+        self.mask = _plane(mask, values.shape, "mask", integer=True)
+        self.variance = _plane(variance, values.shape, "variance", integer=False)
 
     @staticmethod
     def from_image(
@@ -594,14 +601,24 @@ class HeavyFootprint(Footprint):
         return array
 
     def copy(self) -> HeavyFootprint:
-        return HeavyFootprint(self.spans.copy(), self._peaks.copy(), self.values.copy(), self.bands)
+        return HeavyFootprint(
+            self.spans.copy(),
+            self._peaks.copy(),
+            self.values.copy(),
+            self.bands,
+            mask=None if self.mask is None else self.mask.copy(),
+            variance=None if self.variance is None else self.variance.copy(),
+        )
 
     def __eq__(self, other: object) -> bool:
         base = super().__eq__(other)
         if base is NotImplemented or not base:
             return base
-        return self.bands == other.bands and np.array_equal(
-            self.values, other.values, equal_nan=True
+        return (
+            self.bands == other.bands
+            and np.array_equal(self.values, other.values, equal_nan=True)
+            and _same_plane(self.mask, other.mask)
+            and _same_plane(self.variance, other.variance)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -611,3 +628,25 @@ class HeavyFootprint(Footprint):
             f"HeavyFootprint(area={self.area}, bbox={self.bbox}, n_peaks={self.n_peaks}, "
             f"bands={self.bands})"
         )
+
+
+def _plane(values, shape: tuple[int, ...], name: str, integer: bool) -> np.ndarray | None:
+    """A heavy footprint's optional mask or variance, checked against the values' shape."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    if values.ndim == 1:
+        values = values[None]
+    if values.shape != shape:
+        raise ValueError(f"heavy footprint {name} must have shape {shape}, got {values.shape}")
+    if integer:
+        if values.dtype.kind not in "iub":
+            raise ValueError(f"heavy footprint {name} must hold integers, got {values.dtype}")
+        return values
+    return values.astype(np.float32)
+
+
+def _same_plane(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.dtype.kind == b.dtype.kind and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")

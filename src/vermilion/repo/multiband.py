@@ -193,7 +193,7 @@ class MultibandExposure:
         """``(B, ph, pw)`` PSF kernels at the centre of the box (padded to one size)."""
         return self.computePsfKernelImage(None)
 
-    def computePsfKernelImage(self, position: Any = None) -> np.ndarray:
+    def compute_psf_kernel_image(self, position: Any = None) -> np.ndarray:
         """PSF kernels of every band at ``position`` (``(y, x)`` parent pixels or a Point2D).
 
         Returns a ``(B, ph, pw)`` float32 array, each kernel normalised to sum 1;
@@ -208,7 +208,8 @@ class MultibandExposure:
         models = self.psf_models
         return stack_psfs([p.computeKernelImage(position) for p in models])  # type: ignore[union-attr]
 
-    compute_psf_kernel_image = computePsfKernelImage
+    #: Rubin's spelling (``lsst.afw.image.MultibandExposure.computePsfKernelImage``).
+    computePsfKernelImage = compute_psf_kernel_image
 
     def _band_index(self, band: Any) -> list[int]:
         if isinstance(band, str):

@@ -101,7 +101,7 @@ class ImagePsf:
             return None
         return float(self.grid_y.mean()), float(self.grid_x.mean())  # type: ignore[union-attr]
 
-    def computeKernelImage(self, position: Any = None) -> np.ndarray:
+    def compute_kernel_image(self, position: Any = None) -> np.ndarray:
         """The PSF kernel at ``position``, normalised to sum to 1 (float32, (ph, pw)).
 
         Parameters
@@ -125,7 +125,8 @@ class ImagePsf:
                     kernel += fy * fx * self._image[iy, ix]
         return _normalized(kernel)
 
-    compute_kernel_image = computeKernelImage
+    #: Rubin's spelling (``lsst.afw.detection.Psf.computeKernelImage``).
+    computeKernelImage = compute_kernel_image
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         kernel = self.computeKernelImage()
