@@ -76,6 +76,8 @@ class Blend:
         self.loss: list[float] = []
         self.it = 0
         self.converged = False
+        #: Per-band flux that `conserve_flux` gave to no source (None before it ran).
+        self.unassigned_flux: np.ndarray | None = None
 
     @property
     def bbox(self) -> Box:
@@ -385,6 +387,10 @@ class Blend:
             Rendered models below ``min_model`` times the band's noise rms count as 0, so
             that the far wings of the rendered models (the difference kernels reach
             tens of pixels) do not collect the noise of pixels that hold no flux.
+            A pixel where every rendered model is below the cut goes to no source; the
+            per-band sum of those pixels is stored as ``unassigned_flux``, so that the
+            sources' re-apportioned fluxes plus ``unassigned_flux`` add up to the
+            (masked) observed image.
 
         Returns
         -------
@@ -413,6 +419,8 @@ class Blend:
         images = obs._images
         if mask_footprint:
             images = np.where(obs._weights > 0, images, 0)
+        # pixels where no rendered model reaches the cut go to no source: their sum is kept
+        self.unassigned_flux = np.where(total > 0, 0, images).sum(axis=(1, 2), dtype=np.float64)
         for source, entry in zip(self.sources, rendered):
             if entry is None:
                 source.flux, source.flux_box = None, None
