@@ -100,3 +100,26 @@ def test_tendril_fraction_of_fitted_sources_is_small():
     assert all(0 <= f < 0.05 for f in fractions)
     total = np.sum([s.get_model(bbox=blend.bbox).data for s in blend.sources], axis=0)
     assert 0 <= blendedness(blend.sources[0].get_model(bbox=blend.bbox).data, total) <= 1
+
+
+@pytest.mark.parametrize("min_model", [0.0, 0.05, 1.0])
+def test_reapportioned_fluxes_and_unassigned_flux_add_up_to_the_image(min_model):
+    patch = _scenes()[1]
+    centers = [(round(r["y"]), round(r["x"])) for r in patch.truth_array if r["snr"] > 5]
+    obs = Observation(patch.images, patch.variance, psfs=patch.psfs, bands=patch.bands)
+    blend = Blend(init_all_sources(obs, centers), obs)
+    blend.parameterize(partial(init_adaprox_component, bg_thresh=0.25))
+    blend.fit(30, e_rel=1e-2, min_iter=15)
+    weight_sources(blend, min_model=min_model)
+    total = np.zeros(len(patch.bands))
+    for source in blend.sources:
+        total += source.flux.data.sum(axis=(1, 2), dtype=np.float64)
+    image = patch.images.sum(axis=(1, 2), dtype=np.float64)  # every pixel has weight > 0
+    np.testing.assert_allclose(
+        total + blend.unassigned_flux, image, rtol=0, atol=1e-3 * np.abs(image).max()
+    )
+    if min_model == 0:
+        # every pixel reached by a rendered model goes to the sources
+        assert np.all(np.abs(blend.unassigned_flux) <= 0.01 * np.abs(image))
+    else:
+        assert np.any(blend.unassigned_flux != 0)

@@ -29,6 +29,9 @@ Catalog columns added (``<band>`` for every band):
 ``deblend_nComponents``              components of the child's model
 ``deblend_scarletFlux_<band>``       flux of the child's model (sum of the model, nJy)
 ``deblend_reapportionedFlux_<band>`` flux of the re-apportioned observed image of the child
+``deblend_unassignedFlux_<band>``    (parents) flux of the observed image given to no child:
+                                     pixels where every child's rendered model is below
+                                     0.05 noise rms (`vermilion.core.Blend.conserve_flux`)
 ``deblend_zeroFlux``                 the child's model has no positive flux in any band
 ===================================  ========================================================
 """
@@ -195,6 +198,9 @@ class DeblendTask:
             catalog["deblend_iterations"][row] = result.iterations
             catalog["deblend_logL"][row] = result.log_likelihood
             catalog["deblend_converged"][row] = result.converged
+            if result.unassigned_flux is not None:
+                for b, band in enumerate(bands):
+                    catalog[f"deblend_unassignedFlux_{band}"][row] = result.unassigned_flux[b]
             model_data.blends[pid] = model_data.attach(result.blend_data)
             children.add_blend(catalog, row, result)
         for row in plan.isolated_rows:
@@ -351,6 +357,12 @@ def _ensure_columns(catalog: SourceCatalog, bands: Sequence[str]) -> None:
             np.float32,
             np.nan,
             description=f"flux of the child's re-apportioned observed image in band {band}",
+        )
+        catalog.ensure_column(
+            f"deblend_unassignedFlux_{band}",
+            np.float32,
+            np.nan,
+            description=f"flux of the parent's observed image given to no child in band {band}",
         )
 
 
