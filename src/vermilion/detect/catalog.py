@@ -39,6 +39,7 @@ from astropy.table import Row, Table
 
 from vermilion.core.files import atomic_write_file
 
+from .catalog_fits import jsonable, read_column_docs, utf8, write_column_docs
 from .footprint import PEAK_DTYPE, Footprint, HeavyFootprint, SpanSet, _as_peaks
 from .ids import MAX_SEQ, make_source_id, unpack_source_id
 
@@ -520,11 +521,11 @@ class SourceCatalog(Table):
                     raise TypeError(
                         f"column {name!r} holds objects other than str and cannot be written"
                     )
-                table[name] = _utf8(np.array(values, dtype=str))
+                table[name] = utf8(np.array(values, dtype=str))
                 obj_str.append(name)
             elif col.dtype.kind == "U":
                 # FITS text is ASCII: store UTF-8 bytes and decode them on reading
-                table[name] = _utf8(np.asarray(col))
+                table[name] = utf8(np.asarray(col))
                 uni_str.append(f"{name}:{col.dtype.itemsize // 4}")
             else:
                 table[name] = col
@@ -532,12 +533,13 @@ class SourceCatalog(Table):
             table[name].description = col.description
         table[_FOOTPRINT_KIND] = kinds
         cat_hdu = fits.table_to_hdu(table)
+        write_column_docs(cat_hdu.header, table)
         cat_hdu.name = "CATALOG"
         fp_pos = self.colnames.index("footprint") if "footprint" in self.colnames else -1
         cat_hdu.header["VFPCOL"] = (fp_pos, "position of the footprint column, -1 if none")
         cat_hdu.header["VOBJSTR"] = (",".join(obj_str), "object columns holding UTF-8 text")
         cat_hdu.header["VUNISTR"] = (",".join(uni_str), "unicode columns stored as UTF-8")
-        cat_hdu.header["VMETA"] = json.dumps(_jsonable(dict(self.meta)))
+        cat_hdu.header["VMETA"] = json.dumps(jsonable(dict(self.meta)))
 
         span_parts, peak_parts, heavy_parts, heavy_bands = [], [], [], []
         for sid, fp in zip(ids.tolist(), fps):
@@ -615,6 +617,7 @@ class SourceCatalog(Table):
                     raise ValueError(f"{path} is not a vermilion catalog: no {ext} extension")
             header = hdul["CATALOG"].header
             table = Table.read(hdul, hdu="CATALOG", character_as_bytes=True, mask_invalid=False)
+            read_column_docs(header, table)
             spans = Table.read(hdul, hdu="SPANS", mask_invalid=False)
             peaks = Table.read(hdul, hdu="PEAKS", mask_invalid=False)
             heavy = heavy_bands = None
@@ -718,7 +721,7 @@ class SourceCatalog(Table):
         """Whether two catalogs have the same columns, values, footprints and meta."""
         if self.colnames != other.colnames or len(self) != len(other):
             return False
-        if _jsonable(dict(self.meta)) != _jsonable(dict(other.meta)):
+        if jsonable(dict(self.meta)) != jsonable(dict(other.meta)):
             return False
         for name in self.colnames:
             a, b = self[name], other[name]
@@ -732,24 +735,6 @@ class SourceCatalog(Table):
             elif not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=a.dtype.kind in "fc"):
                 return False
         return True
-
-
-def _utf8(text: np.ndarray) -> np.ndarray:
-    """Unicode array -> UTF-8 bytes array (at least one byte wide)."""
-    encoded = np.char.encode(text, "utf-8") if text.size else text.astype("S1")
-    return encoded.astype(f"S{max(encoded.dtype.itemsize, 1)}")
-
-
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
 
 
 def _peak_record(peak) -> np.ndarray:

@@ -114,9 +114,12 @@ class DeblendConfig:
         always subtracts it; "none" never. What was done is recorded in the
         catalog's ``meta["deblend_background"]``. Not a Rubin field (Rubin's coadds
         are background-subtracted).
-    backgroundSignificance : float, default 0.25
-        Threshold of ``background="auto"``, in units of the median pixel noise
-        (clean `vermilion.sim` coadds estimate 0.04 to 0.09).
+    backgroundSignificance : float, default 0.5
+        Threshold of ``background="auto"``, in units of the median pixel noise.
+        Background-subtracted coadds estimate 0.01 to 0.07 (`vermilion.sim` patches)
+        and 0.15 to 0.39 (the HSC cutout of `vermilion.data.hsc_blend`, 58 x 48
+        pixels, where the sky is the wings of its galaxies); sky left in a coadd is
+        usually many times the noise.
     backgroundCell : int, default 128
         Mesh cell of the background estimate in pixels (as
         `vermilion.detect.DetectionConfig.background_cell`).
@@ -164,7 +167,7 @@ class DeblendConfig:
     useWeights: bool = True
     badMask: tuple[str, ...] = ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
     background: str = "auto"
-    backgroundSignificance: float = 0.25
+    backgroundSignificance: float = 0.5
     backgroundCell: int = 128
     convolutionType: str = "fft"
     sourceModel: str = "double"

@@ -120,12 +120,19 @@ def weighted_centroid(
     variance: np.ndarray,
     share: np.ndarray | float,
     origin: Sequence[int],
+    sigma: float | None = None,
+    inv_var: np.ndarray | None = None,
+    iterations: int = 5,
 ) -> np.ndarray:
-    """``(x, y, x_err, y_err)`` of ``sum W I p / sum W I`` over bands and pixels.
+    """``(x, y, x_err, y_err)``: first moment of ``image`` weighted by ``weight``.
 
-    ``image = share * observed`` on the box at ``origin``; ``variance`` is that of the
-    observed pixels (0 where they are not used); the error is propagated linearly.
-    NaN where ``sum W I`` is not positive.
+    ``image = share * observed`` on the box at ``origin`` (all bands); ``variance`` is
+    that of the observed pixels (0 where they are not used). The first estimate is
+    ``sum W I p / sum W I``; with ``sigma``, it is refined by ``iterations`` passes of
+    a circular Gaussian weight of that width centred on the last estimate, times
+    ``inv_var`` (default: 1 where ``weight`` is positive): the fixed point is the centre of a symmetric source whatever the first weight, and
+    its error is propagated linearly at the fixed point (Gaussian weight's own
+    dependence on the centre included). NaN where the weighted sum is not positive.
     """
     y, x = _grids(origin, image.shape[-2:])
     wi = weight * image
@@ -134,9 +141,24 @@ def weighted_centroid(
         return np.full(4, np.nan)
     xc = float(np.sum(wi * x, dtype=np.float64)) / s
     yc = float(np.sum(wi * y, dtype=np.float64)) / s
-    ws2 = (weight * share) ** 2 * variance
-    ex = np.sqrt(float(np.sum(ws2 * (x - xc) ** 2, dtype=np.float64))) / s
-    ey = np.sqrt(float(np.sum(ws2 * (y - yc) ** 2, dtype=np.float64))) / s
+    w, dx_den, dy_den = weight, s, s
+    if sigma is not None and sigma > 0:
+        base = np.where(weight > 0, 1.0, 0.0) if inv_var is None else inv_var
+        for _ in range(iterations):
+            g = np.exp(-0.5 * ((x - xc) ** 2 + (y - yc) ** 2) / sigma**2)
+            wi = base * g * image
+            s = float(np.sum(wi, dtype=np.float64))
+            if not s > 0:
+                return np.full(4, np.nan)
+            xc = float(np.sum(wi * x, dtype=np.float64)) / s
+            yc = float(np.sum(wi * y, dtype=np.float64)) / s
+        w = base * np.exp(-0.5 * ((x - xc) ** 2 + (y - yc) ** 2) / sigma**2)
+        wi = w * image
+        dx_den = float(np.sum(wi * (1 - (x - xc) ** 2 / sigma**2), dtype=np.float64))
+        dy_den = float(np.sum(wi * (1 - (y - yc) ** 2 / sigma**2), dtype=np.float64))
+    ws2 = (w * share) ** 2 * variance
+    ex = np.sqrt(float(np.sum(ws2 * (x - xc) ** 2, dtype=np.float64))) / abs(dx_den)
+    ey = np.sqrt(float(np.sum(ws2 * (y - yc) ** 2, dtype=np.float64))) / abs(dy_den)
     return np.array([xc, yc, ex, ey])
 
 
@@ -217,7 +239,9 @@ def measure_blend(blend: Any) -> BlendMeasures:
         flux_image = share * images[cut]
         out.flux_err[k] = np.sqrt(np.sum(share * share * var, axis=(1, 2)))
         weight = np.clip(model, 0, None) * inv_var[cut]
-        out.centroid[k] = weighted_centroid(flux_image, weight, var, share, box.origin)
+        out.centroid[k] = weighted_centroid(
+            flux_image, weight, var, share, box.origin, _weight_sigma(model), inv_var[cut]
+        )
         out.image_moments[k] = second_moments(
             flux_image.sum(axis=0), box.origin, out.centroid[k][:2]
         )
@@ -226,6 +250,14 @@ def measure_blend(blend: Any) -> BlendMeasures:
         )
         out.blendedness[k] = blendedness(model, signed[cut])
     return out
+
+
+def _weight_sigma(model: np.ndarray) -> float:
+    """Width of the Gaussian centroid weight: that of the rendered model (1 to 10 px)."""
+    moments = second_moments(np.clip(model, 0, None).sum(axis=0), (0, 0))
+    if not np.all(np.isfinite(moments[:2])):
+        return 2.0
+    return float(np.clip(np.sqrt(0.5 * (moments[0] + moments[1])), 1.0, 10.0))
 
 
 def measure_image(
