@@ -130,9 +130,10 @@ def weighted_centroid(
     that of the observed pixels (0 where they are not used). The first estimate is
     ``sum W I p / sum W I``; with ``sigma``, it is refined by ``iterations`` passes of
     a circular Gaussian weight of that width centred on the last estimate, times
-    ``inv_var`` (default: 1 where ``weight`` is positive): the fixed point is the centre of a symmetric source whatever the first weight, and
-    its error is propagated linearly at the fixed point (Gaussian weight's own
-    dependence on the centre included). NaN where the weighted sum is not positive.
+    ``inv_var`` (default: 1 where ``weight`` is positive). The fixed point is the
+    centre of a symmetric source whatever the first weight; its error is propagated
+    linearly at the fixed point (the Gaussian weight's own dependence on the centre
+    included). NaN where the weighted sum is not positive.
     """
     y, x = _grids(origin, image.shape[-2:])
     wi = weight * image

@@ -36,8 +36,8 @@ from vermilion.repo.butler import (
     repo_root,
 )
 
-from .config import DeblendConfig
 from .arrays import detect_and_deblend
+from .config import DeblendConfig
 from .task import default_workers
 
 __all__ = [
