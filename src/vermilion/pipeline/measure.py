@@ -15,8 +15,10 @@ the observed PSF):
 ==========================================  =====================================================
 ``flux_err_<band>``                         ``sqrt(sum_p r_k^2 var_p)``: error of
                                             ``deblend_reapportionedFlux_<band>`` from the variance
-``centroid_x``, ``centroid_y``              first moment of ``F_k`` weighted by ``M_k / var``
-                                            (a matched filter), all bands together
+``centroid_x``, ``centroid_y``              first moment of ``F_k``, all bands together, weighted
+                                            by ``M_k / var`` then iterated with a round Gaussian
+                                            of the width of ``M_k`` (times ``1 / var``) centred on
+                                            the last estimate (`weighted_centroid`)
 ``centroid_x_err``, ``centroid_y_err``      its error, propagated from the variance
 ``coord_ra``, ``coord_dec``                 the centroid through the WCS (degrees, ICRS)
 ``model_xx``, ``model_yy``, ``model_xy``    second central moments of the model in the model
@@ -69,8 +71,8 @@ def measured_column_specs(bands: Sequence[str], flux_unit: str) -> list[tuple[st
     """``(name, unit, description)`` of every measured column (all float64)."""
     frame = "catalog pixel frame (as peak_x/peak_y)"
     specs = [
-        ("centroid_x", "pix", f"x centroid, {frame}; matched-filter first moment"),
-        ("centroid_y", "pix", f"y centroid, {frame}; matched-filter first moment"),
+        ("centroid_x", "pix", f"x centroid, {frame}; Gaussian-weighted first moment"),
+        ("centroid_y", "pix", f"y centroid, {frame}; Gaussian-weighted first moment"),
         ("centroid_x_err", "pix", "error of centroid_x, from the variance"),
         ("centroid_y_err", "pix", "error of centroid_y, from the variance"),
         ("coord_ra", "deg", "right ascension of the centroid (ICRS, from the WCS)"),
