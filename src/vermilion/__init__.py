@@ -78,6 +78,7 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
         PatchResult,
         ScarletDeblendConfig,
         add_source,
+        deblend,
         deblend_patch,
         deblend_patches,
         load_blend,
@@ -150,6 +151,7 @@ __all__ = [
     "blend_to_data",
     "chi2_detection_image",
     "create_repo",
+    "deblend",
     "deblend_patch",
     "deblend_patches",
     "detect_sources",
@@ -232,6 +234,7 @@ _EXPORTS = {
         "updateCatalogFootprints",
         "add_source",
         "BlendLoader",
+        "deblend",
     ),
     "sim": (
         "simulate_patch",

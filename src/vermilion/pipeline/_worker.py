@@ -23,6 +23,7 @@ from vermilion.core import (
 )
 
 from .config import DeblendConfig
+from .measure import BlendMeasures, measure_blend
 
 __all__ = ["BlendJob", "BlendResult", "Settings", "deblend_blend", "run_chunk"]
 
@@ -104,6 +105,7 @@ class BlendResult:
     n_components: np.ndarray | None = None  # (n,)
     flux_masks: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
     blend_data: Any = None
+    measures: BlendMeasures | None = None
     seconds: float = 0.0
 
 
@@ -198,6 +200,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
                 f"the fitted model is not finite after {iterations} iterations (logL={log_l})"
             )
         weight_sources(blend)
+        measures = measure_blend(blend)
         flux = np.zeros_like(model_flux)
         masks = []
         for i, s in enumerate(blend.sources):
@@ -229,6 +232,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             n_components=np.array([len(s.components) for s in blend.sources], np.int32),
             flux_masks=masks,
             blend_data=data,
+            measures=measures,
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:

@@ -23,13 +23,15 @@ from typing import Any
 
 from vermilion.io.metadata import RECORDED_CONFIG_KEY
 
-__all__ = ["CONFIG_KEY", "DeblendConfig", "ScarletDeblendConfig"]
+__all__ = ["BACKGROUND_MODES", "CONFIG_KEY", "DeblendConfig", "ScarletDeblendConfig"]
 
 #: Key under which the config is recorded in model-data metadata and catalog meta (defined
 #: by io, whose rebuild reads the recorded settings back).
 CONFIG_KEY = RECORDED_CONFIG_KEY
 
 _SOURCE_MODELS = ("single", "double", "compact")
+#: Values of `DeblendConfig.background` (see `vermilion.pipeline.background`).
+BACKGROUND_MODES = ("auto", "subtract", "none")
 _CONVOLUTIONS = ("fft", "real")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
@@ -103,6 +105,24 @@ class DeblendConfig:
     badMask : tuple of str, default ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
         Mask planes whose pixels get zero weight (planes the exposure does not
         define are ignored).
+    background : {"auto", "subtract", "none"}, default "auto"
+        The sky left in the coadds (`vermilion.pipeline.background`), estimated per
+        band as detection does (`vermilion.detect.estimate_background`): "auto"
+        subtracts a band's background before fitting when its largest absolute level
+        exceeds ``backgroundSignificance`` times the band's median pixel noise (a
+        background-subtracted coadd is left as it is, bit for bit); "subtract"
+        always subtracts it; "none" never. What was done is recorded in the
+        catalog's ``meta["deblend_background"]``. Not a Rubin field (Rubin's coadds
+        are background-subtracted).
+    backgroundSignificance : float, default 0.5
+        Threshold of ``background="auto"``, in units of the median pixel noise.
+        Background-subtracted coadds estimate 0.01 to 0.07 (`vermilion.sim` patches)
+        and 0.15 to 0.39 (the HSC cutout of `vermilion.data.hsc_blend`, 58 x 48
+        pixels, where the sky is the wings of its galaxies); sky left in a coadd is
+        usually many times the noise.
+    backgroundCell : int, default 128
+        Mesh cell of the background estimate in pixels (as
+        `vermilion.detect.DetectionConfig.background_cell`).
 
     Which parents are deblended
     ---------------------------
@@ -146,6 +166,9 @@ class DeblendConfig:
     minSNR: float = 50.0
     useWeights: bool = True
     badMask: tuple[str, ...] = ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
+    background: str = "auto"
+    backgroundSignificance: float = 0.5
+    backgroundCell: int = 128
     convolutionType: str = "fft"
     sourceModel: str = "double"
     setSpectra: bool = True
@@ -204,6 +227,15 @@ class DeblendConfig:
             f"must be one of {_CONVOLUTIONS}",
         )
         need(self.sourceModel in _SOURCE_MODELS, "sourceModel", f"must be one of {_SOURCE_MODELS}")
+        need(
+            self.background in BACKGROUND_MODES, "background", f"must be one of {BACKGROUND_MODES}"
+        )
+        need(
+            math.isfinite(self.backgroundSignificance) and self.backgroundSignificance >= 0,
+            "backgroundSignificance",
+            "must be >= 0",
+        )
+        need(self.backgroundCell >= 1, "backgroundCell", "must be >= 1")
         for name in (
             "maxSpectrumCutoff",
             "maxNumberOfPeaks",

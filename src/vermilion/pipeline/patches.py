@@ -36,8 +36,9 @@ from vermilion.repo.butler import (
     repo_root,
 )
 
+from .arrays import detect_and_deblend
 from .config import DeblendConfig
-from .task import DeblendTask, default_workers
+from .task import default_workers
 
 __all__ = [
     "CATALOG_DATASET",
@@ -227,7 +228,6 @@ def deblend_patch(
     -------
     PatchResult
     """
-    from vermilion.detect.detection import detect_sources
     from vermilion.repo import MultibandExposure, open_repo
 
     start = time.perf_counter()
@@ -265,26 +265,19 @@ def deblend_patch(
         result.read_seconds = time.perf_counter() - t
 
         t = time.perf_counter()
-        kwargs = dict(detect_kwargs or {})
-        parents = detect_sources(
-            mexp.images,
-            mexp.variance,
-            mexp.mask,
-            mexp.psfs,
-            bands=mexp.bands,
-            yx0=mexp.bbox.origin,
-            mask_planes=mexp.mask_planes,
+        # the one path of vermilion.deblend on arrays too: same pixels, same catalog
+        parents, catalog, model_data, task = detect_and_deblend(
+            mexp,
+            config,
             tract=int(tract),
             patch=int(patch),
-            **kwargs,
+            detect_kwargs=detect_kwargs,
+            workers=workers,
+            mp_context=mp_context,
         )
-        result.detect_seconds = time.perf_counter() - t
         result.n_parents = len(parents)
-
-        t = time.perf_counter()
-        task = DeblendTask(config, workers=workers, mp_context=mp_context)
-        catalog, model_data = task.run(mexp, parents)
-        result.deblend_seconds = time.perf_counter() - t
+        result.detect_seconds = task.timing.get("detect", 0.0)
+        result.deblend_seconds = time.perf_counter() - t - result.detect_seconds
         model_data.metadata["skymap"] = skymap
         _count(result, catalog)
 
