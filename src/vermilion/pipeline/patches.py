@@ -47,6 +47,9 @@ __all__ = [
     "PatchResult",
     "deblend_patch",
     "deblend_patches",
+    "detect_and_deblend",
+    "patch_bands",
+    "sort_bands",
 ]
 
 _log = logging.getLogger(__name__)
@@ -166,12 +169,20 @@ def _band_key(band: str) -> tuple[int, str]:
     return (_BAND_ORDER.index(band) if band in _BAND_ORDER else len(_BAND_ORDER), band)
 
 
+def sort_bands(bands: Iterable[str]) -> list[str]:
+    """Band names, once each, in wavelength order (ugrizy, then others by name).
+
+    The order in which every runner stacks a patch's bands, so that their outputs agree.
+    """
+    return sorted({str(b) for b in bands}, key=_band_key)
+
+
 def patch_bands(butler: Any, data_id: Mapping[str, Any], collections: Sequence[str]) -> list[str]:
     """Bands with a ``deepCoadd_calexp`` of this patch, in wavelength order (ugrizy)."""
     refs = butler.query_datasets(
         EXPOSURE_DATASET, collections=list(collections), data_id=dict(data_id), explain=False
     )
-    return sorted({str(ref.dataId["band"]) for ref in refs}, key=_band_key)
+    return sort_bands(ref.dataId["band"] for ref in refs)
 
 
 def _existing_outputs(
