@@ -14,6 +14,11 @@ every 50 ms). For pipetask also the quantum's execution time (from its log) and 
 rest (start-up, graph building, writing the graph's provenance), which must stay
 under 10% of the deblend time. The two outputs are checked to be identical.
 
+Measured here (2 cores shared, load average 6; 3945 sources; outputs identical):
+vermilion deblend -j 2: 135.8 s, 1.97 GiB; pipetask run -j 2: 109.5 s, 2.49 GiB, of
+which the quantum 101.3 s and the rest 8.2 s (8.1% of the deblend time). With the
+machine that loaded, wall times move by tens of percent from run to run.
+
 Usage: python bench/bench_pipetask.py [--size 2000] [--density 100] [--seed 0]
        [--cache DIR] [--keep DIR]
 """
