@@ -68,9 +68,12 @@ def test_two_runs_chain_newest_first_in_front_of_the_inputs(repo):
     deblend(repo, "--patch", "1", "--output", "u/me/chain", "--redo")
     third = chain(repo, "u/me/chain")
     assert third[1:] == second
-    assert Butler(repo, collections=["u/me/chain"]).find_dataset(
-        CATALOG, skymap=SKYMAP, tract=TRACT, patch=1
-    ).run == third[0]
+    assert (
+        Butler(repo, collections=["u/me/chain"])
+        .find_dataset(CATALOG, skymap=SKYMAP, tract=TRACT, patch=1)
+        .run
+        == third[0]
+    )
 
 
 def test_the_default_output_is_a_chain_that_the_default_collections_read(repo):
