@@ -149,7 +149,20 @@ def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument(
         "--input", action="append", default=None, help="input collection(s) holding the coadds"
     )
-    parser.add_argument("--output-run", default=DEFAULT_DEBLEND_RUN, help="output run")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="output collection: a CHAINED collection of a new run OUTPUT/<timestamp> and the "
+        f"inputs, as pipetask -o makes it (default: {DEFAULT_DEBLEND_RUN} unless --output-run "
+        "is given)",
+    )
+    parser.add_argument(
+        "--output-run",
+        default=None,
+        help="output run (with --output: the run put in front of its chain; alone: that run "
+        "only, no chain)",
+    )
     parser.add_argument("--config", default=None, help="YAML or TOML file of DeblendConfig fields")
     parser.add_argument(
         "-c",
@@ -187,7 +200,7 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         The exit code: 0 when every patch was deblended or already done, 1 when a
         patch failed.
     """
-    from .pipeline import DEFAULT_DEBLEND_RUN, DeblendConfig, deblend_patches
+    from .pipeline import DeblendConfig, deblend_patches
 
     if args is None or not isinstance(args, argparse.Namespace):
         parser = add_deblend_arguments(
@@ -218,7 +231,8 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         skymap=getattr(args, "skymap", None),
         bands=bands,
         input_collections=getattr(args, "input", None),
-        output_run=getattr(args, "output_run", DEFAULT_DEBLEND_RUN),
+        output_run=getattr(args, "output_run", None),
+        output=getattr(args, "output", None),
         progress=not getattr(args, "no_progress", False),
     )
     print(summary)

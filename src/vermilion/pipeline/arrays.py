@@ -28,6 +28,7 @@ def detect_and_deblend(
     *,
     tract: int = 0,
     patch: int = 0,
+    skymap: str | None = None,
     detect_kwargs: Mapping[str, Any] | None = None,
     workers: int | None = 1,
     mp_context: str = "spawn",
@@ -35,8 +36,9 @@ def detect_and_deblend(
 ):
     """Detect the parents of a multi-band exposure and deblend them.
 
-    The one path of both `deblend` (arrays) and `vermilion.pipeline.deblend_patch`
-    (a repository patch).
+    The one path from exposures to outputs, shared by `deblend` (arrays),
+    `vermilion.pipeline.deblend_patch` (``vermilion deblend``) and the ``pipetask`` task
+    (`vermilion.pipeline.pipetask`), so that all three give the same catalog and models.
 
     Parameters
     ----------
@@ -47,6 +49,8 @@ def detect_and_deblend(
         `DeblendConfig`, a mapping of its fields, or None for the defaults.
     tract, patch
         Packed into the 64-bit source ids.
+    skymap
+        Recorded in the models' metadata (``skymap``) when given.
     detect_kwargs
         Fields of `vermilion.detect.DetectionConfig` for `detect_sources`.
     workers, mp_context, progress
@@ -79,6 +83,8 @@ def detect_and_deblend(
     task = DeblendTask(config, workers=workers, mp_context=mp_context, progress=progress)
     catalog, model_data = task.run(mexposure, parents)
     task.timing["detect"] = detect_seconds
+    if skymap is not None:
+        model_data.metadata["skymap"] = skymap
     return parents, catalog, model_data, task
 
 

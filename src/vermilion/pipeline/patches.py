@@ -48,6 +48,9 @@ __all__ = [
     "PatchResult",
     "deblend_patch",
     "deblend_patches",
+    "detect_and_deblend",
+    "patch_bands",
+    "sort_bands",
 ]
 
 _log = logging.getLogger(__name__)
@@ -109,6 +112,8 @@ class DeblendSummary:
     skipped_blends: int = 0
     seconds: float = 0.0
     results: list[PatchResult] = field(default_factory=list)
+    output: str = ""
+    output_run: str = ""
 
     @property
     def sources_per_second(self) -> float:
@@ -141,6 +146,11 @@ class DeblendSummary:
             f"sources: {self.sources}",
             f"time: {self.seconds:.1f} s ({self.sources_per_second:.1f} sources/s)",
         ]
+        if self.output:
+            run = f"run {self.output_run}" if self.output_run else "unchanged: nothing new"
+            lines.append(f"output: {self.output} ({run})")
+        elif self.output_run:
+            lines.append(f"output run: {self.output_run}")
         for r in self.results:
             if r.status == "failed":
                 lines.append(f"  tract {r.tract} patch {r.patch} failed: {r.error}")
@@ -160,18 +170,28 @@ def _band_key(band: str) -> tuple[int, str]:
     return (_BAND_ORDER.index(band) if band in _BAND_ORDER else len(_BAND_ORDER), band)
 
 
+def sort_bands(bands: Iterable[str]) -> list[str]:
+    """Band names, once each, in wavelength order (ugrizy, then others by name).
+
+    The order in which every runner stacks a patch's bands, so that their outputs agree.
+    """
+    return sorted({str(b) for b in bands}, key=_band_key)
+
+
 def patch_bands(butler: Any, data_id: Mapping[str, Any], collections: Sequence[str]) -> list[str]:
     """Bands with a ``deepCoadd_calexp`` of this patch, in wavelength order (ugrizy)."""
     refs = butler.query_datasets(
         EXPOSURE_DATASET, collections=list(collections), data_id=dict(data_id), explain=False
     )
-    return sorted({str(ref.dataId["band"]) for ref in refs}, key=_band_key)
+    return sort_bands(ref.dataId["band"] for ref in refs)
 
 
-def _existing_outputs(butler: Any, data_id: Mapping[str, Any], run: str) -> dict[str, Any]:
+def _existing_outputs(
+    butler: Any, data_id: Mapping[str, Any], collections: str | Sequence[str]
+) -> dict[str, Any]:
     out = {}
     for name in _OUTPUTS:
-        ref = butler.find_dataset(name, dict(data_id), collections=run)
+        ref = butler.find_dataset(name, dict(data_id), collections=collections)
         if ref is not None:
             out[name] = ref
     return out
@@ -192,6 +212,7 @@ def deblend_patch(
     mp_context: str = "spawn",
     detect_kwargs: Mapping[str, Any] | None = None,
     raise_errors: bool = False,
+    skip_existing_in: str | Sequence[str] | None = None,
 ) -> PatchResult:
     """Detect, deblend and write one patch (idempotent).
 
@@ -223,6 +244,10 @@ def deblend_patch(
         catalog's ``meta["detect_config"]``.
     raise_errors
         Raise instead of returning a ``"failed"`` result.
+    skip_existing_in
+        Collection(s) where existing outputs mean the patch is done (default:
+        ``output_run``): the output chain, for ``vermilion deblend --output``, as
+        ``pipetask run --skip-existing-in``.
 
     Returns
     -------
@@ -248,7 +273,12 @@ def deblend_patch(
 
         butler.collections.register(output_run, CollectionType.RUN)
         existing = _existing_outputs(butler, data_id, output_run)
-        if len(existing) == len(_OUTPUTS) and not redo:
+        done = (
+            existing
+            if skip_existing_in is None
+            else (_existing_outputs(butler, data_id, skip_existing_in))
+        )
+        if len(done) == len(_OUTPUTS) and not redo:
             result.status = "skipped"
             result.seconds = time.perf_counter() - start
             return result
@@ -271,6 +301,7 @@ def deblend_patch(
             config,
             tract=int(tract),
             patch=int(patch),
+            skymap=skymap,
             detect_kwargs=detect_kwargs,
             workers=workers,
             mp_context=mp_context,
@@ -278,7 +309,6 @@ def deblend_patch(
         result.n_parents = len(parents)
         result.detect_seconds = task.timing.get("detect", 0.0)
         result.deblend_seconds = time.perf_counter() - t - result.detect_seconds
-        model_data.metadata["skymap"] = skymap
         _count(result, catalog)
 
         t = time.perf_counter()
@@ -346,7 +376,8 @@ def deblend_patches(
     skymap: str | None = None,
     bands: Sequence[str] | None = None,
     input_collections: str | Sequence[str] | None = None,
-    output_run: str = DEFAULT_DEBLEND_RUN,
+    output_run: str | None = None,
+    output: str | None = None,
     detect_kwargs: Mapping[str, Any] | None = None,
     mp_context: str = "spawn",
     progress: bool = True,
@@ -376,7 +407,18 @@ def deblend_patches(
         them, each patch spreading its blends over ``workers // patches in flight``
         processes. Ignored for the processes of a remote scheduler's workers,
         where each patch uses one process per core its Dask worker has.
-    skymap, bands, input_collections, output_run, detect_kwargs, mp_context
+    output
+        The output collection, made as ``pipetask run -o`` makes it: a CHAINED
+        collection of ``[output_run, *input_collections]``; a rerun puts its new run
+        in front, and a patch whose outputs the chain already holds is skipped. A rerun
+        that writes nothing leaves the chain as it was. Default:
+        `DEFAULT_DEBLEND_RUN` (``vermilion/deblend``) when ``output_run`` is not given
+        either (in a repository where that name is a RUN, from before chains, the
+        outputs go into that run as they did then).
+    output_run
+        The run the outputs go to. With ``output``: default ``output/<timestamp>``.
+        Alone: that run only, no chain (patches done in it are skipped).
+    skymap, bands, input_collections, detect_kwargs, mp_context
         See `deblend_patch`.
     progress
         Show a progress bar over the patches (tqdm).
@@ -397,18 +439,20 @@ def deblend_patches(
     if not patch_ids:
         return DeblendSummary(seconds=time.perf_counter() - start)
     n_dask, per_patch = _split_workers(len(patch_ids), workers)
+    inputs = _as_list(input_collections) or [DEFAULT_COADD_RUN]
+    output, output_run, new_run = _prepare_output(root, output, output_run, inputs)
     kwargs = {
         "config": config,
         "skymap": skymap,
         "bands": None if bands is None else list(bands),
-        "input_collections": input_collections,
+        "input_collections": inputs,
         "output_run": output_run,
+        "skip_existing_in": output or output_run,
         "redo": redo,
         "workers": per_patch,
         "mp_context": mp_context,
         "detect_kwargs": None if detect_kwargs is None else dict(detect_kwargs),
     }
-    _prepare_run(root, output_run)
     bar = _patch_bar(len(patch_ids), progress)
     results: list[PatchResult] = []
 
@@ -431,19 +475,57 @@ def deblend_patches(
             _run_distributed(root, tract, patch_ids, kwargs, scheduler, n_dask, done)
     finally:
         bar.close()
+        dropped = new_run and _drop_if_empty(root, output_run)
     order = {p: i for i, p in enumerate(patch_ids)}
     results.sort(key=lambda r: order[r.patch])
-    return DeblendSummary.from_results(results, time.perf_counter() - start)
+    summary = DeblendSummary.from_results(results, time.perf_counter() - start)
+    summary.output, summary.output_run = output or "", "" if dropped else output_run
+    return summary
 
 
-def _prepare_run(root: str, output_run: str) -> None:
-    """Open the repository once here (a clear error early) and register the output run."""
+def _as_list(collections: str | Sequence[str] | None) -> list[str]:
+    if collections is None:
+        return []
+    return [collections] if isinstance(collections, str) else list(collections)
+
+
+def _prepare_output(
+    root: str, output: str | None, output_run: str | None, inputs: Sequence[str]
+) -> tuple[str | None, str, bool]:
+    """Open the repository once here (a clear error early); register the run and chain.
+
+    Returns the output chain (None: a plain run), the run and whether the run is new
+    to this call (then removed again if nothing was written into it).
+    """
     from lsst.daf.butler import CollectionType
 
     from vermilion.repo import open_repo
+    from vermilion.repo.collections import chain_output_run, collection_type
 
     butler = open_repo(root, writeable=True)
-    butler.collections.register(output_run, CollectionType.RUN)
+    if output is None and output_run is not None:
+        butler.collections.register(output_run, CollectionType.RUN)
+        return None, output_run, False
+    if output is None:
+        output = DEFAULT_DEBLEND_RUN
+        if collection_type(butler, output) == "RUN":  # a repository from before chains
+            _log.info("%s is a RUN (made before output chains): writing into it", output)
+            return None, output, False
+    new_run = output_run is None or collection_type(butler, output_run) is None
+    run = chain_output_run(butler, output, inputs, output_run)
+    return output, run, new_run
+
+
+def _drop_if_empty(root: str, run: str) -> bool:
+    """Remove a run this call made and wrote nothing into (every patch done or failed)."""
+    from vermilion.repo import open_repo
+    from vermilion.repo.collections import remove_empty_run
+
+    try:
+        return remove_empty_run(open_repo(root, writeable=True), run)
+    except Exception as exc:  # pragma: no cover - the outputs are whole either way
+        _log.warning("could not remove the empty run %s: %s", run, exc)
+        return False
 
 
 def _patch_bar(total: int, enabled: bool):

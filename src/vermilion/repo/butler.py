@@ -79,11 +79,20 @@ DEFAULT_COADD_RUN = "vermilion/coadd"
 """Default run for ingested coadds and truth catalogs."""
 
 DEFAULT_DEBLEND_RUN = "vermilion/deblend"
-"""Default output run of the deblender."""
+"""Default output collection of the deblender.
+
+A CHAINED collection ``[vermilion/deblend/<timestamp>, ..., vermilion/coadd]``, newest
+run first, as ``pipetask run -o`` makes it (`vermilion.repo.collections`); a RUN in
+repositories deblended before output chains.
+"""
 
 
 def default_collections() -> list[str]:
-    """Where the deblender's outputs and the coadds are: its output run, then the coadds."""
+    """Where the deblender's outputs and the coadds are: its output chain, then the coadds.
+
+    The chain holds the coadds too; naming them again keeps repositories whose
+    ``vermilion/deblend`` is a RUN (from before chains) readable.
+    """
     return [DEFAULT_DEBLEND_RUN, DEFAULT_COADD_RUN]
 
 
