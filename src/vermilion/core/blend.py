@@ -466,7 +466,7 @@ class Blend:
             source = self.sources[index]
             sid = source.metadata.get("id")
             name = f"source {index}" + (f" (id {sid})" if sid is not None else "")
-            y, x = (round(float(c), 1) for c in center)
+            y, x = (f"{float(c):g}" for c in center)
             raise ValueError(
                 f"the new peak (y, x)=({y}, {x}) is {dist:.1f} px from the peak {source.peak} "
                 f"of {name}, closer than min_separation={min_separation} px: it would "

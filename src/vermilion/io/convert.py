@@ -494,11 +494,12 @@ def multiband_data_to_blend(
             cut = _cutout(mexposure, data, bands, bid)
             if bad_mask is None:
                 bad_mask = exposure_mask_bits(cut, config.get("badMask", ()))
+            fp = _footprint(footprint, data, bid)
             try:
                 observation = observation_from_exposure(
                     cut,
                     bbox=data.bbox,
-                    footprint=_footprint(footprint, data, bid),
+                    footprint=fp,
                     bad_mask=bad_mask,
                     model_psf=data.model_psf,
                     use_weights=bool(config.get("useWeights", True)),

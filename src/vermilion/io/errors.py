@@ -89,7 +89,7 @@ def _rebuild(reason, blend_id, source_id, field, path) -> ModelDataError:
     return ModelDataError(reason, blend_id=blend_id, source_id=source_id, field=field, path=path)
 
 
-def describe_ids(ids, what: str = "blend", limit: int = 8) -> str:
+def describe_ids(ids, what: str = "blend", limit: int = 5) -> str:
     """A short phrase listing the ids that exist, for an error on an unknown id.
 
     Parameters
@@ -104,7 +104,8 @@ def describe_ids(ids, what: str = "blend", limit: int = 8) -> str:
     Returns
     -------
     str
-        E.g. ``"it holds 3 blends: 1, 2, 5"`` or ``"it holds 40 blends: 1, 2, ... (32 more)"``.
+        E.g. ``"it holds 3 blends: 1, 2, 5"``, or with more ids than ``limit``
+        ``"it holds 40 blends: 1, 2, 3, 4, 5, ... (35 more)"``.
     """
     ids = sorted(int(i) for i in ids)
     if not ids:
