@@ -341,6 +341,48 @@ def _ingest_target(p: argparse.ArgumentParser, run: str) -> None:
     p.add_argument("--run", default=run, help="run to put the data in (default: %(default)s)")
 
 
+def _add_ingest_parser(sub) -> None:
+    """The ``vermilion ingest`` subcommands (coadd, models, sim)."""
+    p = sub.add_parser(
+        "ingest", help="put coadds, simulated patches or model files in a repository"
+    )
+    isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
+    r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
+    _ingest_target(r, DEFAULT_COADD_RUN)
+    r.add_argument(
+        "files",
+        nargs="+",
+        metavar="BAND=FILE",
+        help="e.g. g=coadd_g.fits: vermilion's layout, or an lsst.afw.image Exposure file",
+    )
+    r.add_argument(
+        "--psf",
+        action="append",
+        metavar="BAND=FILE",
+        help="a FITS file holding the PSF image of a band (repeat per band); needed for "
+        "afw exposures, whose PSF vermilion does not evaluate (default: the file's own PSF)",
+    )
+    r.set_defaults(func=_cmd_ingest_coadd)
+    r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
+    _ingest_target(r, "models")
+    r.add_argument("file", help="the model file")
+    r.set_defaults(func=_cmd_ingest_models)
+    r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
+    _ingest_target(r, DEFAULT_COADD_RUN)
+    r.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="patch size in pixels (default: the patch's shape in the sky map)",
+    )
+    r.add_argument("--bands", default="ugrizy", help="bands to simulate")
+    r.add_argument("--density", type=float, default=100.0, help="sources per square arcminute")
+    r.add_argument("--seed", type=int, default=0, help="random seed")
+    r.set_defaults(func=_cmd_ingest_sim)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vermilion`` command."""
     parser = argparse.ArgumentParser(
@@ -421,44 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("path", help="repository folder")
     r.set_defaults(func=_cmd_repo_info)
 
-    p = sub.add_parser(
-        "ingest", help="put coadds, simulated patches or model files in a repository"
-    )
-    isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
-    r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
-    _ingest_target(r, DEFAULT_COADD_RUN)
-    r.add_argument(
-        "files",
-        nargs="+",
-        metavar="BAND=FILE",
-        help="e.g. g=coadd_g.fits: vermilion's layout, or an lsst.afw.image Exposure file",
-    )
-    r.add_argument(
-        "--psf",
-        action="append",
-        metavar="BAND=FILE",
-        help="a FITS file holding the PSF image of a band (repeat per band); needed for "
-        "afw exposures, whose PSF vermilion does not evaluate (default: the file's own PSF)",
-    )
-    r.set_defaults(func=_cmd_ingest_coadd)
-    r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
-    _ingest_target(r, "models")
-    r.add_argument("file", help="the model file")
-    r.set_defaults(func=_cmd_ingest_models)
-    r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
-    _ingest_target(r, DEFAULT_COADD_RUN)
-    r.add_argument(
-        "--size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("H", "W"),
-        help="patch size in pixels (default: the patch's shape in the sky map)",
-    )
-    r.add_argument("--bands", default="ugrizy", help="bands to simulate")
-    r.add_argument("--density", type=float, default=100.0, help="sources per square arcminute")
-    r.add_argument("--seed", type=int, default=0, help="random seed")
-    r.set_defaults(func=_cmd_ingest_sim)
+    _add_ingest_parser(sub)
 
     p = sub.add_parser(
         "deblend",

@@ -415,7 +415,13 @@ class Blend:
     # -- peaks -----------------------------------------------------------------------
 
     def peaks(self) -> np.ndarray:
-        """``(n, 2)`` absolute ``(y, x)`` peaks of the sources that have one."""
+        """The peaks of the sources that have one.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, 2)`` absolute ``(y, x)``, in the order of `sources`.
+        """
         out = [s.peak for s in self.sources if s.peak is not None]
         return np.array(out, dtype=float).reshape(-1, 2)
 
@@ -474,8 +480,18 @@ class Blend:
             )
 
     def far_from_peaks(self, min_separation: float = 2.0) -> np.ndarray:
-        """``(h, w)`` boolean map of the blend box: True at least ``min_separation`` px
-        from every existing peak (where a new peak may go)."""
+        """Where a new peak may go: at least ``min_separation`` px from every existing peak.
+
+        Parameters
+        ----------
+        min_separation
+            The distance in pixels, as for `check_new_peak`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(h, w)`` boolean map of the blend box, True where a new peak may go.
+        """
         (y0, _), (x0, _) = self.bbox.bounds
         ys, xs = np.indices(self.bbox.shape)
         far = np.ones(self.bbox.shape, dtype=bool)

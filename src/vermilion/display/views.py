@@ -27,8 +27,11 @@ __all__ = [
     "resolve_mask",
     "resolve_sources",
     "source_model",
+    "source_name",
     "source_on_blend",
+    "source_titles",
     "spectrum_of",
+    "spread_labels",
 ]
 
 
@@ -83,7 +86,14 @@ def default_norm(blend, channel_map: np.ndarray | None = None, Q: float = 10.0) 
             Q=Q,
             noise_rms=observed_noise_rms(observation),
         )
-    return asinh_norm(pixel_array(blend.get_model(convolve=True)), channel_map=channel_map, Q=Q)
+    # Without data (a blend rebuilt from its PSFs alone) the stretch comes from the model in
+    # model space, whose peaks are the highest: its brightest pixel just saturates.
+    return asinh_norm(
+        pixel_array(blend.get_model(convolve=False)),
+        channel_map=channel_map,
+        Q=Q,
+        saturate_percentile=100.0,
+    )
 
 
 def _source_index(blend, src, fallback: int) -> int:
@@ -211,3 +221,72 @@ def spectrum_of(model) -> np.ndarray:
     if data.ndim == 2:
         data = data[None]
     return data.sum(axis=(1, 2))
+
+
+def source_name(index: int, src) -> str:
+    """How pictures name a source: ``"source 2 (id 8796093022211)"``, or ``"source 2"``.
+
+    The index is the source's place in ``blend.sources`` (the number written at its
+    peak in the scene); the id is the catalog id stored in ``source.metadata["id"]``.
+    """
+    sid = (getattr(src, "metadata", None) or {}).get("id")
+    return f"source {index}" if sid is None else f"source {index} (id {sid})"
+
+
+def source_titles(index: int, src, use_flux: bool = False) -> tuple[str, str]:
+    """Titles of a source's model panel and rendered panel, the same in every picture.
+
+    Returns
+    -------
+    model_title, rendered_title
+        ``("source 2 (id 87...)", "Model 2 rendered")``, or with ``use_flux``
+        ``("Flux: source 2 (id 87...)", "Flux 2")``.
+    """
+    name = source_name(index, src)
+    if use_flux:
+        return f"Flux: {name}", f"Flux {index}"
+    return name, f"Model {index} rendered"
+
+
+def spread_labels(
+    points: list[tuple[float, float]], min_dist: float, iterations: int = 50
+) -> list[tuple[float, float]]:
+    """Positions for labels at ``points`` (x, y) such that no two are closer than ``min_dist``.
+
+    Labels of peaks farther apart than ``min_dist`` stay on their peaks; closer ones are
+    pushed apart symmetrically along the line joining them (sideways when they coincide).
+
+    Parameters
+    ----------
+    points
+        ``(x, y)`` of every peak, in data (pixel) units.
+    min_dist
+        Smallest distance allowed between two labels, in the same units.
+    iterations
+        Rounds of pushing.
+
+    Returns
+    -------
+    list of (float, float)
+        The label positions, in the order of ``points``.
+    """
+    pos = np.array(points, dtype=np.float64).reshape(-1, 2)
+    n = len(pos)
+    if n < 2 or not min_dist > 0:
+        return [tuple(p) for p in pos]
+    for _ in range(iterations):
+        moved = False
+        for i in range(n):
+            for j in range(i + 1, n):
+                d = pos[j] - pos[i]
+                dist = float(np.hypot(*d))
+                if dist >= min_dist * 0.999:
+                    continue
+                direction = d / dist if dist > 1e-9 else np.array([1.0, 0.0])
+                push = 0.5 * (min_dist - dist) * direction
+                pos[i] -= push
+                pos[j] += push
+                moved = True
+        if not moved:
+            break
+    return [(float(x), float(y)) for x, y in pos]

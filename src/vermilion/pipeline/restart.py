@@ -660,8 +660,10 @@ def patch_blends(
     Returns
     -------
     iterator of (int, Blend, dict)
-        ``(parent id, blend, info)`` with ``info`` holding ``n_children`` and the set
-        ``flags`` of `REPORT_FLAGS`, as `vermilion.display.write_report` takes them.
+        ``(parent id, blend, info)`` with ``info`` holding ``n_children``, the set
+        ``flags`` of `REPORT_FLAGS` and ``sources``: per child id, its catalog columns
+        (``{name: value}``, the footprint left out), as `vermilion.display.write_report`
+        takes them (each source row of the report shows its id, fluxes and flags).
     """
     from vermilion.io import multiband_data_to_blend
     from vermilion.repo import MultibandExposure
@@ -682,4 +684,8 @@ def patch_blends(
             reader, blend_id, mexposure=mexposure, footprint=record.getFootprint()
         )
         flags = [name for name in REPORT_FLAGS if name in record.colnames and bool(record[name])]
-        yield blend_id, blend, {"n_children": int(record["deblend_nChild"]), "flags": flags}
+        children = catalog.children(blend_id)
+        columns = [c for c in children.colnames if c != "footprint"]
+        sources = {int(child["id"]): {c: child[c] for c in columns} for child in children}
+        info = {"n_children": int(record["deblend_nChild"]), "flags": flags, "sources": sources}
+        yield blend_id, blend, info
