@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from .rgb import Mapping, asinh_norm, pixel_array
+from .rgb import UINT8_MAX, AsinhMapping, Mapping, asinh_norm, img_to_3channel, pixel_array
 
 __all__ = [
     "chosen_sources",
     "component_spectra",
     "default_norm",
     "image_extent",
+    "model_norm",
     "observation_has_data",
     "observed_images",
     "observed_noise_rms",
@@ -86,14 +87,48 @@ def default_norm(blend, channel_map: np.ndarray | None = None, Q: float = 10.0) 
             Q=Q,
             noise_rms=observed_noise_rms(observation),
         )
-    # Without data (a blend rebuilt from its PSFs alone) the stretch comes from the model in
-    # model space, whose peaks are the highest: its brightest pixel just saturates.
-    return asinh_norm(
-        pixel_array(blend.get_model(convolve=False)),
-        channel_map=channel_map,
-        Q=Q,
-        saturate_percentile=100.0,
-    )
+    return model_norm(pixel_array(blend.get_model(convolve=False)), channel_map, Q)
+
+
+def model_norm(model, channel_map: np.ndarray | None = None, Q: float = 10.0) -> AsinhMapping:
+    """The stretch of a blend without data (rebuilt from its PSFs alone): from its model.
+
+    The model in model space has the highest peaks; the stretch is the smallest that
+    leaves every pixel below full scale in every channel (the mapping scales a
+    saturated pixel down as a whole, so a red source saturates at a third of the
+    intensity of a grey one), so only the brightest pixel reaches 255.
+
+    Parameters
+    ----------
+    model
+        ``(bands, h, w)`` model.
+    channel_map, Q
+        As for `asinh_norm`.
+
+    Returns
+    -------
+    AsinhMapping
+    """
+    data = np.asarray(pixel_array(model), dtype=np.float64)
+    if data.ndim == 2:
+        data = data[None]
+    base = asinh_norm(data, channel_map=channel_map, Q=Q, saturate_percentile=100.0)
+    rgb = img_to_3channel(data, channel_map)
+    peak = rgb.max(axis=0)
+    if not np.isfinite(peak).any() or not np.nanmax(peak) > 0:
+        return base
+    # only the brightest pixels can saturate first
+    top = rgb[:, peak >= np.nanpercentile(peak, 99)][:, :, None]
+    lo, hi = base.stretch, base.stretch
+    while AsinhMapping(0.0, hi, Q).map_float(top).max() >= UINT8_MAX - 0.5 and hi < 1e12 * lo:
+        hi *= 2
+    for _ in range(30):  # bisection in log: the smallest stretch below full scale
+        mid = float(np.sqrt(lo * hi))
+        if AsinhMapping(0.0, mid, Q).map_float(top).max() >= UINT8_MAX - 0.5:
+            lo = mid
+        else:
+            hi = mid
+    return AsinhMapping(0.0, hi, Q)
 
 
 def _source_index(blend, src, fallback: int) -> int:
