@@ -84,6 +84,26 @@ def test_missing_bands_warn_at_ingest_and_stop_the_deblend(tmp_path, capsys):
     model = butler.get("deepCoadd_scarletModelData", skymap="loud", tract=0, patch=0)
     assert tuple(model.bands) == ("g", "r")
 
+    # an unknown blend id says which ids exist, in a short list
+    parents = sorted(model.blends)
+    argv = ["show", "--repo", str(repo), "--tract", "0", "--patch", "0", "--blend", "999999"]
+    assert main([*argv, "--out", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    shown = ", ".join(str(p) for p in parents[:5])
+    assert err.startswith("vermilion: error: ValueError: blend 999999: no record with this id ")
+    assert f"(deblended parents: it holds {len(parents)} parent" in err and shown in err
+    assert len(err) < 300
+    # the report's rows get each child's catalog columns (id, fluxes, flags)
+    from vermilion.pipeline.restart import patch_blends
+
+    catalog = butler.get("deepCoadd_deblendedCatalog", skymap="loud", tract=0, patch=0)
+    for pid, _blend, info in patch_blends(repo, 0, 0, max_blends=2):
+        children = catalog.children(pid)
+        assert sorted(info["sources"]) == sorted(int(i) for i in children["id"])
+        for sid, columns in info["sources"].items():
+            assert columns["id"] == sid and columns["parent"] == pid
+            assert "deblend_reapportionedFlux_g" in columns and "footprint" not in columns
+
 
 def test_a_coadd_wcs_far_from_the_sky_map_warns_naming_both(tmp_path, capsys):
     from astropy.wcs import WCS
