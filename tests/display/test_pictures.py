@@ -117,8 +117,8 @@ def test_mosaics_draw_every_panel(n_bands):
     fig = sources_mosaic(blend)
     assert len(mosaic_images(fig)) == 6  # model, rendered, observed for two sources
     texts = [t.get_text() for t in fig.texts]
-    assert [t for t in texts if t.startswith("Model")] == [
-        "Model 0", "Model 0 rendered", "Model 1", "Model 1 rendered",
+    assert [t for t in texts if t.startswith(("Model", "source"))] == [
+        "source 0 (id 1)", "Model 0 rendered", "source 1 (id 2)", "Model 1 rendered",
     ]  # fmt: skip
     assert [t for t in texts if t in blend.bands] == list(blend.bands)  # once, bottom row
 

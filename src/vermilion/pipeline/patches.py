@@ -32,7 +32,10 @@ from vermilion.repo.butler import (
     DEFAULT_DEBLEND_RUN,
     EXPOSURE_DATASET,
     MODEL_DATASET,
+    band_order_key,
     default_skymap,
+    get_skymap,
+    repo_bands,
     repo_root,
 )
 
@@ -65,7 +68,6 @@ _LOCAL_SCHEDULERS = {
     "processes": "processes",
     "multiprocessing": "processes",
 }
-_BAND_ORDER = "ugrizyUGRIZY"
 
 
 @dataclass
@@ -166,16 +168,12 @@ def _repo_root(repo: Any) -> str:
     return repo_root(repo)
 
 
-def _band_key(band: str) -> tuple[int, str]:
-    return (_BAND_ORDER.index(band) if band in _BAND_ORDER else len(_BAND_ORDER), band)
-
-
 def sort_bands(bands: Iterable[str]) -> list[str]:
     """Band names, once each, in wavelength order (ugrizy, then others by name).
 
     The order in which every runner stacks a patch's bands, so that their outputs agree.
     """
-    return sorted({str(b) for b in bands}, key=_band_key)
+    return sorted({str(b) for b in bands}, key=band_order_key)
 
 
 def patch_bands(butler: Any, data_id: Mapping[str, Any], collections: Sequence[str]) -> list[str]:
@@ -184,6 +182,62 @@ def patch_bands(butler: Any, data_id: Mapping[str, Any], collections: Sequence[s
         EXPOSURE_DATASET, collections=list(collections), data_id=dict(data_id), explain=False
     )
     return sort_bands(ref.dataId["band"] for ref in refs)
+
+
+def check_patch_bands(
+    butler: Any,
+    data_id: Mapping[str, Any],
+    collections: Sequence[str],
+    bands: Sequence[str] | None = None,
+) -> list[str]:
+    """The bands to deblend a patch in; refuse a patch whose bands differ from those asked for.
+
+    Parameters
+    ----------
+    butler
+        The repository.
+    data_id
+        ``skymap``, ``tract`` and ``patch``; a tract or patch that is not in the sky
+        map is refused with the sky map's tracts (or patches).
+    collections
+        Where the coadds are searched.
+    bands
+        The bands asked for; None asks for every band of the repository.
+
+    Returns
+    -------
+    list of str
+        ``bands``, or the repository's bands when None.
+
+    Raises
+    ------
+    vermilion.repo.DataIdError
+        The tract or patch is not in the sky map.
+    LookupError
+        The patch has no coadd at all, or lacks some of the bands asked for (the
+        message names them, and the option that deblends the bands it has).
+    """
+    get_skymap(butler, data_id["skymap"]).patch(data_id["tract"], data_id["patch"])
+    where = f"tract {data_id['tract']} patch {data_id['patch']}"
+    have = patch_bands(butler, data_id, collections)
+    if not have:
+        raise LookupError(f"No {EXPOSURE_DATASET} for {where} in {list(collections)}")
+    asked = sort_bands(repo_bands(butler)) if bands is None else [str(b) for b in bands]
+    missing = [b for b in asked if b not in have]
+    if missing:
+        which = "the repository's bands" if bands is None else "the bands asked for"
+        raise LookupError(
+            f"{where} has coadds in band(s) {_words(have)} only, not in {_words(missing)} "
+            f"of {which} ({_words(asked)}) in {list(collections)}: ingest the missing "
+            f"band(s), or deblend the bands it has with --bands {_words(have)} "
+            f"(bands={have!r})"
+        )
+    return have if bands is None else asked
+
+
+def _words(bands: Sequence[str]) -> str:
+    """``gri`` for one-letter bands, ``g,r,N921`` otherwise (as ``--bands`` takes them)."""
+    return "".join(bands) if all(len(b) == 1 for b in bands) else ",".join(bands)
 
 
 def _existing_outputs(
@@ -227,7 +281,8 @@ def deblend_patch(
     skymap
         Sky map name (default: the repository's only one).
     bands
-        Bands to use (default: every band with a ``deepCoadd_calexp`` of the patch).
+        Bands to use (default: every band of the repository; a patch that lacks one
+        of the bands is refused, naming them: give the bands it has).
     input_collections
         Collections holding the coadds (default `vermilion.repo.DEFAULT_COADD_RUN`).
     output_run
@@ -284,13 +339,7 @@ def deblend_patch(
             return result
 
         t = time.perf_counter()
-        if bands is None:
-            bands = patch_bands(butler, data_id, input_collections)
-            if not bands:
-                raise LookupError(
-                    f"No {EXPOSURE_DATASET} for tract {tract} patch {patch} in "
-                    f"{list(input_collections)}"
-                )
+        bands = check_patch_bands(butler, data_id, input_collections, bands)
         mexp = MultibandExposure.from_butler(butler, list(bands), EXPOSURE_DATASET, **data_id)
         result.read_seconds = time.perf_counter() - t
 

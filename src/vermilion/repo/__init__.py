@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
         RepoVersionError,
     )
     from .ingest import ingest_arrays, ingest_coadd, ingest_model_data
+    from .ingest_checks import IngestWarning
     from .multiband import MultibandExposure
     from .psf import ImagePsf
     from .repository import DATASET_TYPES, create_repo, describe_repo, open_repo, register_skymap
@@ -63,6 +64,7 @@ __all__ = [
     "Exposure",
     "FormatVersionError",
     "ImagePsf",
+    "IngestWarning",
     "MultibandExposure",
     "PatchInfo",
     "PsfMissingError",
@@ -120,6 +122,7 @@ _EXPORTS = {
     ),
     "repository": ("DATASET_TYPES", "create_repo", "describe_repo", "open_repo", "register_skymap"),
     "ingest": ("ingest_arrays", "ingest_coadd", "ingest_model_data"),
+    "ingest_checks": ("IngestWarning",),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -37,6 +37,7 @@ __all__ = [
     "SKYMAP_DATASET",
     "SKYMAP_RUN",
     "TRUTH_DATASET",
+    "band_order_key",
     "butler_errors",
     "check_data_id",
     "check_repo",
@@ -145,6 +146,15 @@ def repo_root(butler: Butler) -> str:
     if getattr(root, "scheme", "") == "file":
         return root.ospath.rstrip("/") or "/"
     return str(root)
+
+
+#: The wavelength order of the usual bands; other bands sort after them, by name.
+BAND_ORDER = "ugrizyUGRIZY"
+
+
+def band_order_key(band: str) -> tuple[int, str]:
+    """Sort key putting bands in wavelength order (``ugrizy``), other bands after them."""
+    return (BAND_ORDER.index(band) if band in BAND_ORDER else len(BAND_ORDER), band)
 
 
 def repo_bands(butler: Butler) -> list[str]:

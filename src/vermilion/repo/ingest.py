@@ -29,6 +29,7 @@ from .butler import (
 )
 from .errors import BBoxError, DataIdError, RepoError
 from .exposure_fits import read_psf_file
+from .ingest_checks import check_wcs, warn_missing_bands
 from .psf import ImagePsf
 from .repository import open_repo
 from .single_band import Exposure
@@ -323,10 +324,14 @@ def ingest_coadd(
             raise RepoError(f"{where}: no variance")
         if exp.wcs is None:
             exp.wcs = info.wcs
+        else:
+            check_wcs(exp, info, where)
         exp.with_standard_mask_planes()
         exp.band = str(band)
         exposures.append(exp)
-    return _store(butler, exposures, info, run, overwrite)
+    refs = _store(butler, exposures, info, run, overwrite)
+    warn_missing_bands(butler, info, run)
+    return refs
 
 
 def ingest_model_data(

@@ -20,6 +20,7 @@ from .butler import (
     SKYMAP_RUN,
     TRUTH_DATASET,
     check_repo,
+    get_skymap,
     repo_bands,
     vermilion_version,
 )
@@ -280,16 +281,36 @@ def open_repo(path: str | os.PathLike, *, writeable: bool = False, **kwargs: Any
 
 
 def describe_repo(butler: Butler) -> dict[str, Any]:
-    """A summary: version, sky maps, bands, runs and dataset counts per dataset type."""
+    """A summary: version, sky maps (with their geometry), bands, runs and dataset counts.
+
+    ``"skymap_geometry"`` gives, per sky map: its tracts (id -> centre ``[ra, dec]``
+    in degrees), ``patches`` (nx, ny per tract), ``patch_shape`` (h, w pixels),
+    ``pixel_scale`` (arcsec per pixel) and ``patch_border`` (pixels).
+    """
     version = check_repo(butler)
     counts = {}
     runs = sorted(butler.collections.query("*"))
     for name in DATASET_TYPES:
         refs = butler.query_datasets(name, collections=runs or "*", find_first=False, explain=False)
         counts[name] = len(refs)
+    names = sorted(str(r.name) for r in butler.registry.queryDimensionRecords("skymap"))
+    geometry = {}
+    for name in names:
+        try:
+            sky = get_skymap(butler, name)
+        except RepoError:  # a sky map registered by another tool
+            continue
+        geometry[name] = {
+            "tracts": {str(t.id): list(t.center) for t in sky},
+            "patches": list(sky.patches),
+            "patch_shape": list(sky.patch_shape),
+            "pixel_scale": sky.pixel_scale,
+            "patch_border": sky.patch_border,
+        }
     return {
         "repo_version": version,
-        "skymaps": sorted(str(r.name) for r in butler.registry.queryDimensionRecords("skymap")),
+        "skymaps": names,
+        "skymap_geometry": geometry,
         "bands": repo_bands(butler),
         "runs": runs,
         "datasets": counts,
