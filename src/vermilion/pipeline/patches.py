@@ -35,6 +35,7 @@ from vermilion.repo.butler import (
     default_skymap,
     repo_root,
 )
+from vermilion.repo.names import check_collection_names, check_run_name
 
 from .config import DeblendConfig
 from .task import DeblendTask, default_workers
@@ -396,6 +397,8 @@ def deblend_patches(
     DeblendSummary
     """
     start = time.perf_counter()
+    check_run_name(output_run)
+    input_collections = check_collection_names(input_collections)
     patch_ids = [int(p) for p in patches]
     if len(set(patch_ids)) != len(patch_ids):
         raise ValueError(f"patches repeat: {patch_ids}")

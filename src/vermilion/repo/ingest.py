@@ -29,6 +29,7 @@ from .butler import (
 )
 from .errors import BBoxError, DataIdError, RepoError
 from .exposure_fits import read_psf_file
+from .names import check_run_name
 from .psf import ImagePsf
 from .repository import open_repo
 from .single_band import Exposure
@@ -176,6 +177,7 @@ def ingest_arrays(
     Non-finite image or variance pixels are stored as image 0, variance inf with
     the NO_DATA mask bit set.
     """
+    check_run_name(run)
     images = np.asarray(images)
     variance = np.asarray(variance)
     bands = [str(b) for b in bands]
@@ -297,6 +299,7 @@ def ingest_coadd(
     PsfMissingError
         A band's file carries no PSF vermilion can read and ``psfs`` has none.
     """
+    check_run_name(run)
     if not files_by_band:
         raise ValueError("No files to ingest")
     butler = _writeable(butler_or_path)
@@ -349,6 +352,7 @@ def ingest_model_data(
 
     from .formatters import ModelDataFormatter
 
+    check_run_name(run)
     # Absolute: the butler would resolve a relative path against the repository root.
     src = os.path.abspath(os.fspath(path))
     ext = os.path.splitext(src)[1].lower()
