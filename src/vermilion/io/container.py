@@ -48,6 +48,7 @@ from .container_records import (
 )
 from .data import BlendData, ModelData
 from .errors import ModelDataError
+from .limits import check_declared_size
 from .metadata import decode_metadata
 from .migration import MigrationRegistry
 from .readers import DECODE_ERRORS, ModelDataReader
@@ -390,6 +391,7 @@ class ContainerReader(ModelDataReader):
         self._data_end = meta_offset
         self.n_blends = n_blends
         self.n_isolated = n_isolated
+        check_declared_size(meta_raw_length, meta_length, Where(), "metadata")
         comp = self._pread(meta_length, meta_offset)
         header, payload = decode_record(comp, meta_raw_length, meta_crc, Where(), self._codec)
         return self._parse_metadata(header, payload)
@@ -491,6 +493,7 @@ class ContainerReader(ModelDataReader):
             raise where.error("index entry points outside the data", "index")
         if raw_length > 4 * MAX_ELEMENTS:
             raise where.error("index entry has an impossible size", "index")
+        check_declared_size(raw_length, length, where)
         if data is None:
             comp = os.pread(self._fd, length, offset)
             if len(comp) != length:

@@ -1,0 +1,117 @@
+"""How much a reader may allocate for what a file declares, checked before allocating.
+
+A model file declares the sizes of its parts (a container record's decompressed
+length, a ``.scarlet`` member's inflated size); a crafted file can declare gigabytes
+in a few kilobytes. Every reader checks each declaration against `read_limits`
+before it decompresses or allocates anything, and raises `ModelDataError` naming
+the blend otherwise:
+
+- ``max_record_bytes``: the largest decompressed record or archive member
+  (default 256 MiB; environment variable ``VERMILION_MAX_RECORD_BYTES``);
+- ``max_ratio``: the largest decompressed / compressed size of a record larger
+  than ``ratio_floor`` bytes (default 100; ``VERMILION_MAX_RATIO``), so that
+  memory stays within a small multiple of the file's size.
+
+Change them for a session with `set_read_limits`, or for a block with
+``with read_limits_set(max_record_bytes=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from ._fields import Where
+
+__all__ = ["ReadLimits", "check_declared_size", "read_limits", "read_limits_set", "set_read_limits"]
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Limits on what a reader allocates for one record or archive member."""
+
+    #: Largest decompressed record (container) or member (``.scarlet``), in bytes.
+    max_record_bytes: int = 256 << 20
+    #: Largest decompressed / compressed size ratio (for records above ``ratio_floor``).
+    max_ratio: int = 100
+    #: Records up to this many decompressed bytes are not held to ``max_ratio``.
+    ratio_floor: int = 1 << 20
+
+
+_LIMITS = ReadLimits(
+    max_record_bytes=_env_int("VERMILION_MAX_RECORD_BYTES", ReadLimits.max_record_bytes),
+    max_ratio=_env_int("VERMILION_MAX_RATIO", ReadLimits.max_ratio),
+)
+
+
+def read_limits() -> ReadLimits:
+    """The limits in force."""
+    return _LIMITS
+
+
+def set_read_limits(**changes: int) -> ReadLimits:
+    """Change fields of the limits in force; return the previous limits.
+
+    Parameters
+    ----------
+    **changes
+        ``max_record_bytes``, ``max_ratio`` or ``ratio_floor`` (positive integers).
+    """
+    global _LIMITS
+    for key, value in changes.items():
+        if key not in ReadLimits.__dataclass_fields__:
+            raise TypeError(f"unknown read limit {key!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"read limit {key} must be a positive integer, got {value!r}")
+    previous, _LIMITS = _LIMITS, replace(_LIMITS, **changes)
+    return previous
+
+
+@contextmanager
+def read_limits_set(**changes: int) -> Iterator[ReadLimits]:
+    """Change the limits inside a ``with`` block."""
+    global _LIMITS
+    previous = set_read_limits(**changes)
+    try:
+        yield _LIMITS
+    finally:
+        _LIMITS = previous
+
+
+def check_declared_size(raw: int, compressed: int, where: Where, field: str = "record") -> None:
+    """Raise `ModelDataError` if a part declaring ``raw`` bytes from ``compressed`` is too big.
+
+    Parameters
+    ----------
+    raw
+        Declared decompressed size in bytes.
+    compressed
+        Its size in the file, in bytes.
+    where, field
+        What the part is, for the message.
+    """
+    limits = _LIMITS
+    if raw < 0 or compressed < 0:
+        raise where.error(f"declares a negative size ({raw} from {compressed} bytes)", field)
+    if raw > limits.max_record_bytes:
+        raise where.error(
+            f"declares {raw} bytes decompressed, more than the limit of "
+            f"{limits.max_record_bytes} (VERMILION_MAX_RECORD_BYTES)",
+            field,
+        )
+    if raw > limits.ratio_floor and raw > limits.max_ratio * max(compressed, 1):
+        raise where.error(
+            f"declares {raw} bytes decompressed from {compressed}: a ratio above the "
+            f"limit of {limits.max_ratio} (VERMILION_MAX_RATIO)",
+            field,
+        )
