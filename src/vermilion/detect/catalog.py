@@ -603,12 +603,12 @@ class SourceCatalog(Table):
     @classmethod
     def read(cls, path: str | os.PathLike) -> SourceCatalog:
         """Read a catalog written by `write` (footprints and heavy footprints included)."""
-        from astropy.io import fits
+        from vermilion.io.limits import open_fits_checked
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no catalog file at {path}")
-        with fits.open(path, memmap=False) as hdul:
+        with open_fits_checked(path, memmap=False) as hdul:
             names = {h.name for h in hdul}
             for ext in ("CATALOG", "SPANS", "PEAKS"):
                 if ext not in names:

@@ -18,14 +18,25 @@ Change them for a session with `set_read_limits`, or for a block with
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ._fields import Where
 
-__all__ = ["ReadLimits", "check_declared_size", "read_limits", "read_limits_set", "set_read_limits"]
+__all__ = [
+    "ReadLimits",
+    "check_declared_size",
+    "check_fits_sizes",
+    "fits_size_problem",
+    "open_fits_checked",
+    "read_limits",
+    "read_limits_set",
+    "set_read_limits",
+]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -115,3 +126,89 @@ def check_declared_size(raw: int, compressed: int, where: Where, field: str = "r
             f"limit of {limits.max_ratio} (VERMILION_MAX_RATIO)",
             field,
         )
+
+
+def fits_size_problem(hdul: Any, file_size: int) -> str | None:
+    """What is wrong with the sizes an (astropy) FITS file's headers declare, or None.
+
+    An uncompressed HDU must fit in the file; a tile-compressed image may declare
+    at most ``max_ratio`` times the file's size (and at least ``ratio_floor``
+    bytes), so that a crafted header cannot make the reader allocate gigabytes.
+
+    Parameters
+    ----------
+    hdul
+        An opened ``astropy.io.fits.HDUList``.
+    file_size
+        The file's size in bytes.
+
+    Returns
+    -------
+    str or None
+        A one-line description of the first HDU at fault.
+    """
+    limits = _LIMITS
+    for i, hdu in enumerate(hdul):
+        header = hdu.header
+        naxis = header.get("NAXIS", 0)
+        if not isinstance(naxis, int) or naxis < 0 or naxis > 999:
+            return f"HDU {i} has a bad NAXIS {naxis!r}"
+        dims = [header.get(f"NAXIS{k}", 0) for k in range(1, naxis + 1)]
+        bitpix = header.get("BITPIX", 8)
+        if not all(isinstance(d, int) and d >= 0 for d in dims) or not isinstance(bitpix, int):
+            return f"HDU {i} has bad NAXISn or BITPIX cards"
+        declared = abs(bitpix) // 8 * math.prod(dims) if naxis else 0
+        declared += max(int(header.get("PCOUNT", 0) or 0), 0) if not _compressed(hdu) else 0
+        name = hdu.name or str(i)
+        shape = "x".join(str(d) for d in dims)
+        if _compressed(hdu):
+            allowed = max(limits.ratio_floor, limits.max_ratio * file_size)
+            if declared > allowed:
+                return (
+                    f"HDU {name} declares a {shape} image ({declared} bytes) in a "
+                    f"{file_size}-byte file, more than {limits.max_ratio} times its size "
+                    "(VERMILION_MAX_RATIO)"
+                )
+            continue
+        start = hdu.fileinfo()["datLoc"] if hasattr(hdu, "fileinfo") else 0
+        if start is not None and start + declared > file_size:
+            return (
+                f"HDU {name} declares {shape} ({declared} bytes of data) but the file "
+                f"holds only {max(file_size - start, 0)} bytes after its header"
+            )
+    return None
+
+
+def _compressed(hdu: Any) -> bool:
+    return type(hdu).__name__ == "CompImageHDU"
+
+
+def check_fits_sizes(hdul: Any, path: str | os.PathLike, error: type = ValueError) -> None:
+    """Raise ``error`` when an HDU of ``hdul`` declares data the file cannot hold.
+
+    Called right after ``astropy.io.fits.open``, before any pixel or table is read.
+
+    Parameters
+    ----------
+    hdul
+        The opened ``HDUList`` of ``path``.
+    path
+        Its file (for the size and the message).
+    error
+        The exception type to raise (the caller's "corrupt file" error).
+    """
+    problem = fits_size_problem(hdul, os.path.getsize(path))
+    if problem is not None:
+        raise error(f"{os.fspath(path)}: {problem}")
+
+
+@contextmanager
+def open_fits_checked(
+    path: str | os.PathLike, error: type = ValueError, **kwargs: Any
+) -> Iterator[Any]:
+    """``astropy.io.fits.open(path, **kwargs)``, refused by `check_fits_sizes` if need be."""
+    from astropy.io import fits
+
+    with fits.open(path, **kwargs) as hdul:
+        check_fits_sizes(hdul, path, error)
+        yield hdul

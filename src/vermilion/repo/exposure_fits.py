@@ -36,6 +36,7 @@ import numpy as np
 from vermilion.core.bbox import Box
 from vermilion.core.files import atomic_write
 from vermilion.core.masks import MASK_PLANES
+from vermilion.io.limits import check_fits_sizes
 
 from .afw_exposure import is_afw_exposure, read_afw_open
 from .boxes import check_inside
@@ -170,6 +171,7 @@ def _read_astropy(path: str, box: Box | None, component: str | None, psf: Any) -
     except Exception as exc:
         raise CorruptFileError(f"{path}: not a readable FITS file ({exc})") from exc
     try:
+        check_fits_sizes(hdul, path, CorruptFileError)
         return _read_layout(hdul, path, box, component, psf)
     except RepoError:
         raise
@@ -284,6 +286,7 @@ def read_coadd(
     p = os.fspath(path)
     try:
         with fits.open(p, memmap=False) as hdul:
+            check_fits_sizes(hdul, p, CorruptFileError)
             # a user coadd with a PSF HDU is read as such, even with afw's HDU names
             afw = is_afw_exposure(hdul) and find_hdu(hdul, "PSF") is None
             if "VMLNTYPE" not in hdul[0].header and afw:
@@ -363,6 +366,7 @@ def read_psf_file(path: str | os.PathLike) -> ImagePsf:
     p = os.fspath(path)
     try:
         with fits.open(p, memmap=False) as hdul:
+            check_fits_sizes(hdul, p, CorruptFileError)
             found = find_hdu(hdul, "PSF")
             hdu = (
                 found[1]

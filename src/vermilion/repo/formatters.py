@@ -26,6 +26,8 @@ from typing import Any
 from lsst.daf.butler import FormatterV2, StorageClassDelegate
 from lsst.resources import ResourcePath
 
+from vermilion.io.limits import check_fits_sizes
+
 from .errors import CorruptFileError, RepoError
 
 __all__ = [
@@ -161,6 +163,7 @@ class TableFormatter(_VermilionFormatter):
 
         try:
             with fits.open(path, memmap=False) as hdul:
+                check_fits_sizes(hdul, path, CorruptFileError)
                 table = Table.read(hdul[1], format="fits", character_as_bytes=False)
                 meta_json = hdul[1].header.get("VMLNMETA")
             table.meta.clear()
