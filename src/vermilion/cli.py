@@ -77,6 +77,8 @@ def _band_files(items: Sequence[str], what: str) -> dict[str, str]:
         band, sep, path = item.partition("=")
         if not sep or not band or not path:
             raise ValueError(f"expected {what}BAND=FILE, got {item!r}")
+        if band in out:
+            raise ValueError(f"band {band!r} is given twice ({out[band]} and {path}); give it once")
         out[band] = path
     return out
 
@@ -90,10 +92,17 @@ def _cmd_ingest_coadd(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--psf names band(s) {unknown} that have no coadd file")
     refs = ingest_coadd(
-        args.repo, files, tract=args.tract, patch=args.patch, run=args.run, psfs=psfs or None
+        args.repo,
+        files,
+        tract=args.tract,
+        patch=args.patch,
+        run=args.run,
+        psfs=psfs or None,
+        overwrite=args.replace,
     )
-    where = f"tract {args.tract}, patch {args.patch}"
-    print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where})")
+    where = f"tract {args.tract}, patch {args.patch}, run {args.run}"
+    stored = ", ".join(f"{band}={files[band]}" for band in refs)
+    print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where}): {stored}")
     return 0
 
 
@@ -101,7 +110,8 @@ def _cmd_ingest_models(args: argparse.Namespace) -> int:
     from .repo import ingest_model_data
 
     ingest_model_data(args.repo, args.file, tract=args.tract, patch=args.patch, run=args.run)
-    print(f"ingested {args.file} into {args.repo} (tract {args.tract}, patch {args.patch})")
+    where = f"tract {args.tract}, patch {args.patch}, run {args.run}"
+    print(f"ingested {args.file} into {args.repo} ({where})")
     return 0
 
 
@@ -405,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BAND=FILE",
         help="a FITS file holding the PSF image of a band (repeat per band); needed for "
         "afw exposures, whose PSF vermilion does not evaluate",
+    )
+    r.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a band the run already holds with other pixels (default: an error)",
     )
     r.set_defaults(func=_cmd_ingest_coadd)
     r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")

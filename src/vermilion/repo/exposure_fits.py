@@ -171,7 +171,6 @@ def _read_astropy(path: str, box: Box | None, component: str | None, psf: Any) -
     except Exception as exc:
         raise CorruptFileError(f"{path}: not a readable FITS file ({exc})") from exc
     try:
-        check_fits_sizes(hdul, path, CorruptFileError)
         return _read_layout(hdul, path, box, component, psf)
     except RepoError:
         raise

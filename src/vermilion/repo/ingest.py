@@ -29,6 +29,7 @@ from .butler import (
 )
 from .errors import BBoxError, DataIdError, RepoError
 from .exposure_fits import read_psf_file
+from .ingest_checks import check_band_card, check_model_file, check_same_as_stored
 from .names import check_run_name
 from .psf import ImagePsf
 from .repository import open_repo
@@ -92,6 +93,7 @@ def _put(
     existing = butler.find_dataset(dataset_type, data_id, collections=run)
     if existing is not None:
         if not overwrite:
+            check_same_as_stored(butler, existing, obj, dataset_type, data_id, run)
             _log.info("%s %s exists in run %s; kept", dataset_type, dict(data_id), run)
             return existing
         butler.pruneDatasets([existing], disassociate=True, unstore=True, purge=True)
@@ -308,6 +310,7 @@ def ingest_coadd(
     info = _patch_info(butler, skymap, tract, patch)
     exposures = []
     for band, path in files_by_band.items():
+        check_band_card(path, str(band))
         psf = (psfs or {}).get(band)
         if isinstance(psf, str | os.PathLike):
             psf = read_psf_file(psf)
@@ -363,6 +366,7 @@ def ingest_model_data(
         )
     if not os.path.isfile(src):
         raise FileNotFoundError(src)
+    check_model_file(src)
     butler = _writeable(butler_or_path)
     info = _patch_info(butler, skymap, tract, patch)
     butler.collections.register(run, CollectionType.RUN)
