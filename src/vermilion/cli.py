@@ -217,7 +217,31 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if isinstance(bands, str):
         split = "," in bands or " " in bands
         bands = bands.replace(",", " ").split() if split else list(bands)
-    summary = deblend_patches(
+    committed: list[int] = []
+
+    def note(result) -> None:
+        if result.status == "done":
+            committed.append(result.patch)
+
+    try:
+        summary = _deblend(args, config, bands, deblend_patches, note)
+    except KeyboardInterrupt:
+        run = getattr(args, "output_run", DEFAULT_DEBLEND_RUN)
+        said = (
+            f"patch(es) {', '.join(map(str, committed))} of tract {args.tract} were written "
+            f"to run {run} before it; the others were not"
+            if committed
+            else "no patch was written"
+        )
+        raise KeyboardInterrupt(said) from None
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _deblend(args, config, bands, deblend_patches, note):
+    from .pipeline import DEFAULT_DEBLEND_RUN
+
+    return deblend_patches(
         args.repo,
         args.tract,
         args.patch,
@@ -230,9 +254,8 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         input_collections=getattr(args, "input", None),
         output_run=getattr(args, "output_run", DEFAULT_DEBLEND_RUN),
         progress=not getattr(args, "no_progress", False),
+        on_patch_done=note,
     )
-    print(summary)
-    return 1 if summary.failed else 0
 
 
 def _cmd_deblend(args: argparse.Namespace) -> int:
@@ -477,8 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("vermilion: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        said = f": {exc}" if str(exc) else ""
+        print(f"vermilion: interrupted{said}", file=sys.stderr)
         return 130
     except Exception as exc:  # the CLI turns every failure into one line
         if args.debug:

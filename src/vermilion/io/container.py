@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from vermilion.core.files import default_file_mode
+from vermilion.core.files import default_file_mode, remove_stale_temps, temp_prefix
 
 from . import registry
 from ._fields import MAX_ELEMENTS, Where, as_bands, as_id, as_shape, require
@@ -139,8 +139,9 @@ class ModelDataWriter:
         self.model = metadata.metadata_only()
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)  # as core.files.atomic_write does
+        remove_stale_temps(self.path)  # of a writer killed mid-write
         fd, self._tmp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(self.path)}.", suffix=".tmp"
+            dir=directory, prefix=temp_prefix(self.path), suffix=".tmp"
         )
         self._file = os.fdopen(fd, "wb")
         self._file.write(HEADER.pack(MAGIC, FORMAT_VERSION, self._codec.codec, 0))

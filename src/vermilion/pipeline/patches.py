@@ -177,6 +177,14 @@ def _existing_outputs(butler: Any, data_id: Mapping[str, Any], run: str) -> dict
     return out
 
 
+def _all_stored(butler: Any, refs: Mapping[str, Any]) -> bool:
+    """Whether the files of ``refs`` are all there (not deleted by hand)."""
+    try:
+        return all(butler.stored_many(list(refs.values())).values())
+    except Exception:  # a datastore that cannot tell: trust the registry
+        return True
+
+
 def deblend_patch(
     repo: Any,
     tract: int,
@@ -249,7 +257,7 @@ def deblend_patch(
 
         butler.collections.register(output_run, CollectionType.RUN)
         existing = _existing_outputs(butler, data_id, output_run)
-        if len(existing) == len(_OUTPUTS) and not redo:
+        if len(existing) == len(_OUTPUTS) and not redo and _all_stored(butler, existing):
             result.status = "skipped"
             result.seconds = time.perf_counter() - start
             return result
@@ -298,11 +306,26 @@ def deblend_patch(
             raise
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
-        _log.warning(
-            "tract %s patch %s failed: %s\n%s", tract, patch, result.error, traceback.format_exc()
-        )
+        if _lost_race(exc):
+            result.status = "skipped"
+            result.error = f"another run wrote tract {tract} patch {patch} to {output_run} first"
+        _log.warning("tract %s patch %s %s: %s", tract, patch, result.status, result.error)
+        _log.debug("%s", traceback.format_exc())
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` says another run stored the same outputs first."""
+    from lsst.daf.butler.registry import ConflictingDefinitionError
+
+    for _ in range(20):  # the chain of causes, bounded
+        if exc is None:
+            break
+        if isinstance(exc, ConflictingDefinitionError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _count(result: PatchResult, catalog: Any) -> None:
@@ -418,7 +441,7 @@ def deblend_patches(
         "mp_context": mp_context,
         "detect_kwargs": None if detect_kwargs is None else dict(detect_kwargs),
     }
-    _prepare_run(root, output_run)
+    _prepare_run(root, output_run, tract, patch_ids, skymap)
     bar = _patch_bar(len(patch_ids), progress)
     results: list[PatchResult] = []
 
@@ -446,13 +469,19 @@ def deblend_patches(
     return DeblendSummary.from_results(results, time.perf_counter() - start)
 
 
-def _prepare_run(root: str, output_run: str) -> None:
-    """Open the repository once here (a clear error early) and register the output run."""
+def _prepare_run(
+    root: str, output_run: str, tract: int, patch_ids: Sequence[int], skymap: str | None
+) -> None:
+    """Open the repository once here (a clear error early: an unknown tract or patch
+    says which exist), then register the output run."""
     from lsst.daf.butler import CollectionType
 
-    from vermilion.repo import open_repo
+    from vermilion.repo import get_skymap, open_repo
 
     butler = open_repo(root, writeable=True)
+    tract_info = get_skymap(butler, skymap)[tract]
+    for p in patch_ids:
+        tract_info.patch(p)
     butler.collections.register(output_run, CollectionType.RUN)
 
 

@@ -52,6 +52,7 @@ from vermilion.io.convert import exposure_mask_bits, exposure_psfs
 
 from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker, run_chunk
 from .config import CONFIG_KEY, DeblendConfig
+from .pool import check_pool_runs
 
 if TYPE_CHECKING:
     from vermilion.detect.catalog import SourceCatalog
@@ -491,7 +492,10 @@ def _run_pool(
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=ctx, initializer=init_worker, initargs=(settings,)
+            max_workers=n_workers,
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(settings, os.getpid()),
         )
 
     pool = new_pool()
@@ -518,6 +522,7 @@ def _run_pool(
                 except BrokenProcessPool:
                     broken = True
                     if future in solo:
+                        check_pool_runs(new_pool, chunk[0])
                         results[chunk[0]] = BlendResult(
                             chunk[0],
                             0,
