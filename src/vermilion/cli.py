@@ -16,6 +16,9 @@ from .repo.butler import DEFAULT_COADD_RUN
 __all__ = ["add_deblend_arguments", "build_parser", "main", "main_deblend"]
 
 
+_TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
+
+
 def _bands(text: str) -> list[str]:
     text = text.strip()
     return text.replace(",", " ").split() if ("," in text or " " in text) else list(text)
@@ -217,6 +220,10 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if isinstance(bands, str):
         split = "," in bands or " " in bands
         bands = bands.replace(",", " ").split() if split else list(bands)
+    # After Ctrl-C, multiprocessing's resource tracker (a child started with these
+    # options) would warn about the semaphores it then cleans up: noise, not news.
+    if _TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(_TRACKER_QUIET)
     committed: list[int] = []
 
     def note(result) -> None:

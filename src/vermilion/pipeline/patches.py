@@ -38,6 +38,7 @@ from vermilion.repo.butler import (
 from vermilion.repo.names import check_collection_names, check_run_name
 
 from .config import DeblendConfig
+from .pool import sigint_ignored
 from .task import DeblendTask, default_workers
 
 __all__ = [
@@ -541,12 +542,15 @@ def _run_distributed(
     cluster = None
     own_client = True
     if scheduler is None:
-        with dask.config.set({"distributed.worker.daemon": False}):
+        # its worker processes start with SIGINT ignored: Ctrl-C stops them through us
+        with dask.config.set({"distributed.worker.daemon": False}), sigint_ignored():
             cluster = LocalCluster(
                 n_workers=n_dask,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # no dashboard; its HTTP routes on a free port (not 8787, maybe in use)
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
             )
         client = Client(cluster)

@@ -8,6 +8,7 @@ from a blend that kills its worker.
   exits the worker when it changes (the parent was killed, the worker adopted).
   SIGINT is ignored: Ctrl-C to the process group reaches the parent, which shuts
   the pool down, and the workers print nothing.
+- `sigint_ignored`: the same for processes started by others (Dask's local cluster).
 - `pool_starts`: whether a fresh pool can run a no-op at all; used after a worker
   death to decide between "this blend kills its worker" and "the pool is broken".
 """
@@ -19,9 +20,17 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["PoolError", "check_pool_runs", "pool_starts", "worker_lifeline"]
+__all__ = [
+    "PoolError",
+    "check_pool_runs",
+    "pool_starts",
+    "sigint_ignored",
+    "worker_lifeline",
+]
 
 _PR_SET_PDEATHSIG = 1
 #: Seconds between two looks of the watchdog thread at the parent's pid.
@@ -90,3 +99,23 @@ def check_pool_runs(new_pool: Any, row: int) -> None:
             "the blend worker processes cannot run (a worker died on a blend run alone, "
             "and a fresh pool cannot run an empty task); the patch is not marked done"
         )
+
+
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while processes are started in the block (main thread only).
+
+    A process started meanwhile inherits the ignored signal (through ``exec``
+    too), and Python does not install its KeyboardInterrupt handler in it: Ctrl-C
+    to the process group then reaches only this process, which stops the others
+    (one message, no tracebacks). A Ctrl-C inside the block itself is lost (the
+    start of a local Dask cluster: a second or two).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
