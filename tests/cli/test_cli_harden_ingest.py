@@ -146,3 +146,95 @@ def test_ingest_models_good_file(repo, tmp_path, capsys):
         f"ingested {path} into {repo} (tract 0, patch 0, run models)"
     )
     assert len(_model_datasets(repo)) == 1
+
+
+def _coadd_with(path, variance=None, psf=None, mask_card=None) -> str:
+    from astropy.io import fits
+
+    _coadd(path, "g", 1.0)
+    with fits.open(path) as hdul:
+        hdus = [h.copy() for h in hdul]
+    for h in hdus:
+        if h.name == "VARIANCE" and variance is not None:
+            h.data = np.full(h.data.shape, variance, h.data.dtype)
+        if h.name == "PSF" and psf is not None:
+            h.data = np.full(h.data.shape, psf, h.data.dtype)
+        if h.name == "MASK" and mask_card is not None:
+            h.header[mask_card[0]] = mask_card[1]
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("variance", "no pixel has a positive variance (all zero, negative or not finite)"),
+        ("zero variance", "no pixel has a positive variance (all zero, negative or not finite)"),
+        ("psf", "the PSF image sums to 0 (all zero or negative)"),
+        ("negative psf", "the PSF image sums to -49 (all zero or negative)"),
+        ("mask card", "mask plane EVIL is bit 99 (card MP_EVIL); a 32-bit mask has bits 0 to 30"),
+    ],
+)
+def test_unusable_exposures_are_refused(repo, tmp_path, capsys, kind, reason):
+    path = tmp_path / "bad.fits"
+    if kind == "variance":
+        f = _coadd_with(path, variance=-1.0)
+    elif kind == "zero variance":
+        f = _coadd_with(path, variance=0.0)
+    elif kind == "psf":
+        f = _coadd_with(path, psf=0.0)
+    elif kind == "negative psf":
+        f = _coadd_with(path, psf=-1.0)
+    else:
+        f = _coadd_with(path, mask_card=("MP_EVIL", 99))
+    assert _ingest(repo, f"g={f}") == 1
+    assert capsys.readouterr().err.strip() == (
+        f"vermilion: error: RepoError: {f} (band 'g'): {reason}: not stored"
+    )
+    assert _stored(repo, "g") == []
+
+
+def test_some_non_positive_variance_is_flagged(repo, tmp_path, caplog):
+    import logging
+
+    from astropy.io import fits
+
+    path = tmp_path / "some.fits"
+    _coadd(path, "g", 1.0)
+    with fits.open(path) as hdul:
+        hdus = [h.copy() for h in hdul]
+    var = next(h for h in hdus if h.name == "VARIANCE")
+    var.data[2, 3] = 0.0
+    var.data[4, 5] = -2.0
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    with caplog.at_level(logging.WARNING):
+        assert _ingest(repo, f"g={path}") == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path} (band 'g'): 2 pixel(s) with variance <= 0 stored with the NO_DATA bit "
+        "(no weight in the fit)"
+    ]
+    from lsst.daf.butler import Butler
+
+    exp = Butler(repo, skymap="s", collections="vermilion/coadd").get(
+        "deepCoadd_calexp", tract=0, patch=0, band="g"
+    )
+    no_data = exp.mask_plane("NO_DATA")
+    assert no_data[2, 3] and no_data[4, 5] and no_data.sum() == 2
+    assert np.isinf(exp.variance[2, 3]) and np.isinf(exp.variance[4, 5])
+
+
+def test_crafted_header_is_one_line(repo, tmp_path, capsys):
+    path = tmp_path / "crafted.fits"
+    _coadd(path, "g", 1.0)
+    raw = path.read_bytes()
+    at = raw.index(b"NAXIS1  =", raw.index(b"IMAGE"))
+    card = b"NAXIS1  = " + b"50000".rjust(20)
+    path.write_bytes(raw[:at] + card + raw[at + len(card) :])
+    assert _ingest(repo, f"g={path}") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"vermilion: error: CorruptFileError: {path}: HDU IMAGE declares 50000x20 (4000000 "
+        "bytes of data) but the file holds only "
+    )
+    assert len(err.splitlines()) == 1
+    assert _stored(repo, "g") == []

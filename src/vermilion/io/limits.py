@@ -207,8 +207,18 @@ def open_fits_checked(
     path: str | os.PathLike, error: type = ValueError, **kwargs: Any
 ) -> Iterator[Any]:
     """``astropy.io.fits.open(path, **kwargs)``, refused by `check_fits_sizes` if need be."""
+    import warnings
+
     from astropy.io import fits
 
-    with fits.open(path, **kwargs) as hdul:
-        check_fits_sizes(hdul, path, error)
+    with warnings.catch_warnings():
+        # said better by check_fits_sizes (astropy warns as it opens and loads headers)
+        warnings.filterwarnings("ignore", message="File may have been truncated")
+        hdul = fits.open(path, **kwargs)
+        try:
+            check_fits_sizes(hdul, path, error)
+        except BaseException:
+            hdul.close()
+            raise
+    with hdul:
         yield hdul

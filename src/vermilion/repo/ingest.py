@@ -29,7 +29,12 @@ from .butler import (
 )
 from .errors import BBoxError, DataIdError, RepoError
 from .exposure_fits import read_psf_file
-from .ingest_checks import check_band_card, check_model_file, check_same_as_stored
+from .ingest_checks import (
+    check_band_card,
+    check_exposure_content,
+    check_model_file,
+    check_same_as_stored,
+)
 from .names import check_run_name
 from .psf import ImagePsf
 from .repository import open_repo
@@ -241,6 +246,8 @@ def _store(
 ) -> dict[str, DatasetRef]:
     from lsst.daf.butler import CollectionType
 
+    for exp in exposures:
+        check_exposure_content(exp)
     butler.collections.register(run, CollectionType.RUN)
     refs = {}
     for exp in exposures:
@@ -317,6 +324,8 @@ def ingest_coadd(
         exp = Exposure.from_fits(path, band=str(band), origin=info.outer_bbox.origin, psf=psf)
         if exp.psf is None:
             raise RepoError(f"{os.fspath(path)}: no PSF")
+        # before the mask planes are remapped
+        check_exposure_content(exp, f"{os.fspath(path)} (band {band!r})")
         where = f"{os.fspath(path)} (band {band!r})"
         if (exp.bbox & info.outer_bbox) != exp.bbox:
             raise BBoxError(

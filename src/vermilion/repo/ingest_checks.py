@@ -1,12 +1,14 @@
-"""What ingest checks before it stores: the file's own band, what a run already holds,
-and the content of a model file.
+"""What ingest checks before it stores: the file's own band, the pixels, mask planes and
+PSF of an exposure, what a run already holds, and the content of a model file.
 
 Kept apart from `vermilion.repo.ingest` (which stores) so that each rule has one home.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +16,15 @@ import numpy as np
 
 from .errors import CorruptFileError, DataIdError, RepoError
 
-__all__ = ["check_band_card", "check_model_file", "check_same_as_stored", "declared_band"]
+__all__ = [
+    "check_band_card",
+    "check_exposure_content",
+    "check_model_file",
+    "check_same_as_stored",
+    "declared_band",
+]
+
+_log = logging.getLogger(__name__)
 
 
 def declared_band(path: str | os.PathLike) -> str | None:
@@ -22,11 +32,13 @@ def declared_band(path: str | os.PathLike) -> str | None:
     from astropy.io import fits
 
     try:
-        with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-            for hdu in hdul[:2]:
-                band = hdu.header.get("BAND")
-                if isinstance(band, str) and band.strip():
-                    return band.strip()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reader that follows says what is wrong
+            with fits.open(path, memmap=True) as hdul:
+                for hdu in hdul[:2]:
+                    band = hdu.header.get("BAND")
+                    if isinstance(band, str) and band.strip():
+                        return band.strip()
     except (OSError, ValueError, IndexError):
         return None  # the reader that follows says what is wrong with the file
     return None
@@ -98,3 +110,55 @@ def check_model_file(path: str | os.PathLike) -> int:
     except (OSError, ValueError, MemoryError) as e:
         raise CorruptFileError(f"not ingested: {os.fspath(path)}: cannot read: {e}") from e
     return len(model.blends)
+
+
+def check_exposure_content(exp: Any, where: str | None = None) -> None:
+    """Refuse an exposure the deblender cannot use; flag pixels it must not use.
+
+    Raises `RepoError` (nothing is stored) for a mask plane whose bit does not fit a
+    32-bit mask (a card ``MP_X = 99``), a variance with no positive finite pixel, and
+    a PSF image that sums to zero or less. Pixels whose variance is zero or negative
+    (but not all of them) get variance inf and the NO_DATA bit, with a warning:
+    they get no weight in the fit. ``where`` names the exposure in messages
+    (default: its band).
+    """
+    from vermilion.core.masks import MASK_PLANES
+
+    where = where or f"band {exp.band!r}"
+    for name, value in (exp.mask_planes or {}).items():
+        if not isinstance(value, (int, np.integer)) or value <= 0 or value & (value - 1):
+            raise RepoError(f"{where}: mask plane {name} has no single bit ({value!r}): not stored")
+        if value >= 1 << 31:
+            raise RepoError(
+                f"{where}: mask plane {name} is bit {int(value).bit_length() - 1} (card "
+                f"MP_{name}); a 32-bit mask has bits 0 to 30: not stored"
+            )
+    psf = getattr(exp.psf, "image", None)
+    if psf is not None:
+        img = np.asarray(psf, dtype=np.float64)
+        sums = img.reshape(-1, *img.shape[-2:]).sum(axis=(1, 2))
+        if not np.all(sums > 0):
+            raise RepoError(
+                f"{where}: the PSF image sums to {float(sums.min()):.4g} (all zero or "
+                "negative): not stored"
+            )
+    if exp.variance is None:
+        return
+    var = exp.variance
+    finite = np.isfinite(var)
+    if not np.any(finite & (var > 0)):
+        raise RepoError(
+            f"{where}: no pixel has a positive variance (all zero, negative or not "
+            "finite): not stored"
+        )
+    bad = finite & (var <= 0)
+    n = int(bad.sum())
+    if n:
+        no_data = exp.mask_planes.setdefault("NO_DATA", MASK_PLANES["NO_DATA"])
+        var[bad] = np.inf
+        exp.mask[bad] |= no_data
+        _log.warning(
+            "%s: %d pixel(s) with variance <= 0 stored with the NO_DATA bit (no weight in the fit)",
+            where,
+            n,
+        )
