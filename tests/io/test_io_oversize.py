@@ -163,3 +163,20 @@ def test_limits_are_configurable(tmp_path):
     assert read_limits().max_record_bytes == 256 << 20
     with pytest.raises(ValueError, match="positive integer"):
         set_read_limits(max_ratio=0)
+
+
+@pytest.mark.parametrize("suffix", [".vmd", ".json", ".scarlet"])
+def test_blend_box_beyond_the_limit(tmp_path, suffix):
+    model, (bid, blend) = _one_blend()
+    blend.shape = (23170, 23170)  # tiny components in a huge box: a small, valid file
+    path = tmp_path / f"box{suffix}"
+    model.write(path)
+    assert path.stat().st_size < 100_000
+    lines, peak = _read_in_child(path)
+    assert lines[0] == lines[1]
+    assert lines[0].startswith("ModelDataError: file ")
+    assert lines[0].endswith(
+        f"blend {bid}, field 'shape': declares a 23170 x 23170 blend (536848900 pixels), "
+        "more than the limit of 16777216 (VERMILION_MAX_BLEND_PIXELS)"
+    )
+    assert peak < 10 * path.stat().st_size + ALLOWANCE

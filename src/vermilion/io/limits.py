@@ -10,7 +10,9 @@ the blend otherwise:
   (default 256 MiB; environment variable ``VERMILION_MAX_RECORD_BYTES``);
 - ``max_ratio``: the largest decompressed / compressed size of a record larger
   than ``ratio_floor`` bytes (default 100; ``VERMILION_MAX_RATIO``), so that
-  memory stays within a small multiple of the file's size.
+  memory stays within a small multiple of the file's size;
+- ``max_blend_pixels``: the largest blend box a file may declare (default 2**24
+  pixels; ``VERMILION_MAX_BLEND_PIXELS``): rebuilding a blend allocates bands x box.
 
 Change them for a session with `set_read_limits`, or for a block with
 ``with read_limits_set(max_record_bytes=...)``.
@@ -29,6 +31,7 @@ from ._fields import Where
 
 __all__ = [
     "ReadLimits",
+    "check_blend_shape",
     "check_declared_size",
     "check_fits_sizes",
     "fits_size_problem",
@@ -57,11 +60,14 @@ class ReadLimits:
     max_ratio: int = 100
     #: Records up to this many decompressed bytes are not held to ``max_ratio``.
     ratio_floor: int = 1 << 20
+    #: Largest blend box (pixels): rebuilding a blend allocates bands x its box.
+    max_blend_pixels: int = 1 << 24
 
 
 _LIMITS = ReadLimits(
     max_record_bytes=_env_int("VERMILION_MAX_RECORD_BYTES", ReadLimits.max_record_bytes),
     max_ratio=_env_int("VERMILION_MAX_RATIO", ReadLimits.max_ratio),
+    max_blend_pixels=_env_int("VERMILION_MAX_BLEND_PIXELS", ReadLimits.max_blend_pixels),
 )
 
 
@@ -76,7 +82,8 @@ def set_read_limits(**changes: int) -> ReadLimits:
     Parameters
     ----------
     **changes
-        ``max_record_bytes``, ``max_ratio`` or ``ratio_floor`` (positive integers).
+        ``max_record_bytes``, ``max_ratio``, ``ratio_floor`` or ``max_blend_pixels``
+        (positive integers).
     """
     global _LIMITS
     for key, value in changes.items():
@@ -125,6 +132,17 @@ def check_declared_size(raw: int, compressed: int, where: Where, field: str = "r
             f"declares {raw} bytes decompressed from {compressed}: a ratio above the "
             f"limit of {limits.max_ratio} (VERMILION_MAX_RATIO)",
             field,
+        )
+
+
+def check_blend_shape(shape: tuple[int, ...], where: Where) -> None:
+    """Raise `ModelDataError` if a blend box of ``shape`` is beyond ``max_blend_pixels``."""
+    n = math.prod(shape)
+    if n > _LIMITS.max_blend_pixels:
+        raise where.error(
+            f"declares a {' x '.join(map(str, shape))} blend ({n} pixels), more than the "
+            f"limit of {_LIMITS.max_blend_pixels} (VERMILION_MAX_BLEND_PIXELS)",
+            "shape",
         )
 
 
