@@ -40,7 +40,18 @@ _TEMP_TAG = ".vmltmp"
 
 
 def temp_prefix(path: str | os.PathLike) -> str:
-    """The name start of this process's temporary files for ``path``: ``.NAME.vmltmpPID.``."""
+    """The name start of this process's temporary files for ``path``: ``.NAME.vmltmpPID.``.
+
+    Parameters
+    ----------
+    path
+        The file that will be written.
+
+    Returns
+    -------
+    str
+        The prefix for ``tempfile.mkstemp``.
+    """
     return f".{os.path.basename(os.fspath(path))}{_TEMP_TAG}{os.getpid()}."
 
 
@@ -62,6 +73,11 @@ def remove_stale_temps(path: str | os.PathLike) -> list[str]:
     folder goes (the butler writes each dataset under a fresh temporary name, so a
     rerun does not write the same name again); those of live processes (a
     concurrent writer) are left alone.
+
+    Parameters
+    ----------
+    path
+        The file about to be written (its folder is cleaned).
 
     Returns
     -------

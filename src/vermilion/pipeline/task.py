@@ -495,7 +495,8 @@ def _run_pool(
             max_workers=n_workers,
             mp_context=ctx,
             initializer=init_worker,
-            initargs=(settings, os.getpid()),
+            # forkserver workers are the server's children: no parent to watch
+            initargs=(settings, None if mp_context == "forkserver" else os.getpid()),
         )
 
     pool = new_pool()
