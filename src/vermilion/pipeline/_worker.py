@@ -24,6 +24,7 @@ from vermilion.core import (
 
 from .config import DeblendConfig
 from .measure import BlendMeasures, measure_blend
+from .pool import worker_lifeline
 
 __all__ = ["BlendJob", "BlendResult", "Settings", "deblend_blend", "run_chunk"]
 
@@ -252,9 +253,15 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
 _SETTINGS: Settings | None = None
 
 
-def init_worker(settings: Settings) -> None:
-    """Process-pool initializer: keep the patch's shared settings in this process."""
+def init_worker(settings: Settings, parent: int | None = None) -> None:
+    """Process-pool initializer: keep the patch's shared settings in this process.
+
+    With ``parent`` (the pid of the process that started the pool) the worker ends
+    when that process dies and ignores Ctrl-C (`vermilion.pipeline.pool.worker_lifeline`).
+    """
     global _SETTINGS
+    if parent is not None:
+        worker_lifeline(parent)
     _SETTINGS = settings
 
 

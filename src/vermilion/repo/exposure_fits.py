@@ -36,6 +36,7 @@ import numpy as np
 from vermilion.core.bbox import Box
 from vermilion.core.files import atomic_write
 from vermilion.core.masks import MASK_PLANES
+from vermilion.io.limits import open_fits_checked
 
 from .afw_exposure import is_afw_exposure, read_afw_open
 from .boxes import check_inside
@@ -279,11 +280,10 @@ def read_coadd(
     psf: ImagePsf | None = None,
 ) -> ExposureParts:
     """Read a user coadd of one band (see `Exposure.from_fits`) into `ExposureParts`."""
-    from astropy.io import fits
 
     p = os.fspath(path)
     try:
-        with fits.open(p, memmap=False) as hdul:
+        with open_fits_checked(p, CorruptFileError, memmap=False) as hdul:
             # a user coadd with a PSF HDU is read as such, even with afw's HDU names
             afw = is_afw_exposure(hdul) and find_hdu(hdul, "PSF") is None
             if "VMLNTYPE" not in hdul[0].header and afw:
@@ -358,11 +358,10 @@ def read_psf_file(path: str | os.PathLike) -> ImagePsf:
     CorruptFileError
         The file cannot be read or holds no image.
     """
-    from astropy.io import fits
 
     p = os.fspath(path)
     try:
-        with fits.open(p, memmap=False) as hdul:
+        with open_fits_checked(p, CorruptFileError, memmap=False) as hdul:
             found = find_hdu(hdul, "PSF")
             hdu = (
                 found[1]
