@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 # a light module (no butler, no astropy): `--help` stays fast
-from .repo.butler import DEFAULT_COADD_RUN
+from .repo.butler import DEFAULT_COADD_RUN, DEFAULT_DEBLEND_RUN
 
 __all__ = ["add_deblend_arguments", "build_parser", "main", "main_deblend"]
 
@@ -165,8 +165,6 @@ def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     argparse.ArgumentParser
         ``parser``, for chaining.
     """
-    from .pipeline import DEFAULT_DEBLEND_RUN
-
     parser.add_argument("--repo", required=True, help="data repository path")
     parser.add_argument("--tract", type=int, required=True, help="tract id")
     parser.add_argument(
@@ -274,8 +272,8 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     try:
         summary = _deblend(args, config, bands, deblend_patches, note)
     except KeyboardInterrupt:
-        where = getattr(args, "output_run", None) or getattr(args, "output", None)
-        where = f"run {where}" if where else "the default output"
+        run, chain = getattr(args, "output_run", None), getattr(args, "output", None)
+        where = f"run {run}" if run else f"collection {chain or DEFAULT_DEBLEND_RUN}"
         said = (
             f"patch(es) {', '.join(map(str, committed))} of tract {args.tract} were written "
             f"to {where} before it; the others were not"

@@ -130,7 +130,8 @@ def test_ctrl_c_says_what_was_committed(repo, monkeypatch, capsys, committed):
     argv = ["deblend", "--repo", str(repo), "--tract", "0", "--patch", "0", "1"]
     assert main(argv) == 130
     said = (
-        "patch(es) 0 of tract 0 were written to run vermilion/deblend before it; the others "
+        "patch(es) 0 of tract 0 were written to collection vermilion/deblend before it; the "
+        "others "
         "were not"
         if committed
         else "no patch was written"

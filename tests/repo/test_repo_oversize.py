@@ -128,7 +128,8 @@ def _child(path, kind):
         (
             crafted_catalog,
             "catalog",
-            "ValueError: {p}: HDU {name} declares {shape} ({size} bytes of data) but the "
+            # catalogs are opened by the reader shared with afw's (an AfwTableError, a ValueError)
+            "AfwTableError: {p}: HDU {name} declares {shape} ({size} bytes of data) but the "
             "file holds only {rest} bytes after its header",
         ),
     ],
