@@ -92,8 +92,9 @@ def _argv(root, run):
 
 
 def _env(base, marker):
-    src = Path(__file__).resolve().parents[2] / "src"
-    path = os.pathsep.join([str(base), str(src), os.environ.get("PYTHONPATH", "")])
+    # the child imports vermilion as this process does (the installed package, or the
+    # caller's PYTHONPATH); ``base`` holds the hook that holds it at the chosen moment
+    path = os.pathsep.join([str(base), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path, "HOLD_MARKER": str(marker)}
 
 
