@@ -166,16 +166,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
         fit_spectra = config.setSpectra and (
             cutoff == 0 or len(centers) * int(job.footprint.sum()) <= cutoff
         )
-        sources = init_all_sources(
-            obs,
-            centers,
-            min_snr=config.init_min_snr,
-            thresh=config.morphThresh,
-            max_components=config.max_components,
-            bg_thresh=config.backgroundThresh,
-            fit_spectra=fit_spectra,
-            monotonic_slack=config.monotonicSlack,
-        )
+        sources = init_all_sources(obs, centers, fit_spectra=fit_spectra, **config.init_options())
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)
         blend = Blend(sources, obs, metadata={"parent_id": job.parent_id})

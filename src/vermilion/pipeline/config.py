@@ -292,6 +292,24 @@ class DeblendConfig:
         """The ``min_snr`` of the initialization (infinite for ``sourceModel="compact"``)."""
         return math.inf if self.sourceModel == "compact" else float(self.minSNR)
 
+    def init_options(self) -> dict[str, Any]:
+        """How the pipeline initializes sources with this config.
+
+        Returns
+        -------
+        dict
+            Keyword arguments of `vermilion.core.init_all_sources` and
+            `vermilion.core.Chi2InitParameters`: ``min_snr``, ``thresh``,
+            ``max_components``, ``bg_thresh`` and ``monotonic_slack``.
+        """
+        return {
+            "min_snr": self.init_min_snr,  # infinite for "compact": model-PSF sources
+            "thresh": self.morphThresh,
+            "max_components": self.max_components,
+            "bg_thresh": self.backgroundThresh,
+            "monotonic_slack": self.monotonicSlack,
+        }
+
     def parameterization(self) -> functools.partial:
         """How the pipeline parameterizes components: proximal ADAM with this config.
 

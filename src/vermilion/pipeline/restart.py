@@ -408,15 +408,7 @@ def add_source(
     if not obs.bbox.contains((cy, cx)):
         raise ValueError(f"the new peak (y, x)=({cy}, {cx}) lies outside the blend box {obs.bbox}")
     blend.check_new_peak((cy, cx), min_separation)
-    init = Chi2InitParameters(
-        obs,
-        None,
-        min_snr=config.init_min_snr,  # infinite for "compact": a model-PSF source
-        thresh=config.morphThresh,
-        max_components=config.max_components,
-        bg_thresh=config.backgroundThresh,
-        monotonic_slack=config.monotonicSlack,
-    )
+    init = Chi2InitParameters(obs, None, **config.init_options())
     source = init_main_source((cy, cx), init)
     source.metadata.update(dict(metadata or {}))
     blend.sources.append(source)
