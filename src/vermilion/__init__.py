@@ -42,8 +42,21 @@ from .core import (
     relative_step,
     weight_sources,
 )
+from .core import notebook as _core_notebook
 
 __version__ = "0.1.0"
+
+
+def _notebook_picture(obj):
+    """Draw ``obj`` for Jupyter: imports `vermilion.display` (and matplotlib) only now."""
+    from .display.notebook import picture_png
+
+    return picture_png(obj)
+
+
+# Objects of every layer call this hook from their ``_repr_png_`` (core may not import
+# display: the drawing is registered from here, above both).
+_core_notebook.set_picture_renderer(_notebook_picture)
 
 if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
     from .detect import (
@@ -78,6 +91,7 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
         PatchResult,
         ScarletDeblendConfig,
         add_source,
+        deblend,
         deblend_patch,
         deblend_patches,
         load_blend,
@@ -150,6 +164,7 @@ __all__ = [
     "blend_to_data",
     "chi2_detection_image",
     "create_repo",
+    "deblend",
     "deblend_patch",
     "deblend_patches",
     "detect_sources",
@@ -232,6 +247,7 @@ _EXPORTS = {
         "updateCatalogFootprints",
         "add_source",
         "BlendLoader",
+        "deblend",
     ),
     "sim": (
         "simulate_patch",

@@ -7,13 +7,18 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 # a light module (no butler, no astropy): `--help` stays fast
-from .repo.butler import DEFAULT_COADD_RUN
+from .repo.butler import DEFAULT_COADD_RUN, DEFAULT_DEBLEND_RUN
 
 __all__ = ["add_deblend_arguments", "build_parser", "main", "main_deblend"]
+
+
+_TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
 
 
 def _bands(text: str) -> list[str]:
@@ -41,8 +46,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_repo_create(args: argparse.Namespace) -> int:
-    from .repo import create_repo
+    from .repo import RepoError, create_repo
 
+    try:
+        _create_repo(args, create_repo)
+    except RepoError as exc:
+        # the Python keyword in the message becomes the option of this command
+        text = str(exc).replace("pass exist_ok=True", "pass --exist-ok")
+        raise type(exc)(text) from exc
+    print(f"created repository {args.path} (skymap {args.skymap!r}, bands {args.bands})")
+    return 0
+
+
+def _create_repo(args: argparse.Namespace, create_repo) -> None:
     create_repo(
         args.path,
         skymap=args.skymap,
@@ -57,8 +73,6 @@ def _cmd_repo_create(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         exist_ok=args.exist_ok,
     )
-    print(f"created repository {args.path} (skymap {args.skymap!r}, bands {args.bands})")
-    return 0
 
 
 def _cmd_repo_info(args: argparse.Namespace) -> int:
@@ -77,6 +91,8 @@ def _band_files(items: Sequence[str], what: str) -> dict[str, str]:
         band, sep, path = item.partition("=")
         if not sep or not band or not path:
             raise ValueError(f"expected {what}BAND=FILE, got {item!r}")
+        if band in out:
+            raise ValueError(f"band {band!r} is given twice ({out[band]} and {path}); give it once")
         out[band] = path
     return out
 
@@ -90,10 +106,17 @@ def _cmd_ingest_coadd(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--psf names band(s) {unknown} that have no coadd file")
     refs = ingest_coadd(
-        args.repo, files, tract=args.tract, patch=args.patch, run=args.run, psfs=psfs or None
+        args.repo,
+        files,
+        tract=args.tract,
+        patch=args.patch,
+        run=args.run,
+        psfs=psfs or None,
+        overwrite=args.replace,
     )
-    where = f"tract {args.tract}, patch {args.patch}"
-    print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where})")
+    where = f"tract {args.tract}, patch {args.patch}, run {args.run}"
+    stored = ", ".join(f"{band}={files[band]}" for band in refs)
+    print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where}): {stored}")
     return 0
 
 
@@ -101,14 +124,19 @@ def _cmd_ingest_models(args: argparse.Namespace) -> int:
     from .repo import ingest_model_data
 
     ingest_model_data(args.repo, args.file, tract=args.tract, patch=args.patch, run=args.run)
-    print(f"ingested {args.file} into {args.repo} (tract {args.tract}, patch {args.patch})")
+    where = f"tract {args.tract}, patch {args.patch}, run {args.run}"
+    print(f"ingested {args.file} into {args.repo} ({where})")
     return 0
 
 
 def _cmd_ingest_sim(args: argparse.Namespace) -> int:
     from .pipeline import ingest_simulated_patch
+    from .repo import get_skymap, open_repo
     from .sim import simulate_patch
 
+    if args.size is None:  # the patch's own shape (its outer box)
+        sky = get_skymap(open_repo(args.repo))
+        args.size = list(sky[args.tract].patch(args.patch).outer_bbox.shape)
     patch = simulate_patch(tuple(args.size), bands=args.bands, density=args.density, seed=args.seed)
     ingest_simulated_patch(args.repo, patch, args.tract, args.patch, run=args.run)
     print(
@@ -137,20 +165,43 @@ def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     argparse.ArgumentParser
         ``parser``, for chaining.
     """
-    from .pipeline import DEFAULT_DEBLEND_RUN
-
     parser.add_argument("--repo", required=True, help="data repository path")
     parser.add_argument("--tract", type=int, required=True, help="tract id")
     parser.add_argument(
         "--patch", type=int, nargs="+", required=True, help="sequential patch id(s)"
     )
     parser.add_argument("--skymap", default=None, help="sky map (default: the repository's)")
-    parser.add_argument("--bands", default=None, help="bands to use, e.g. 'griz' or 'g,r,i'")
     parser.add_argument(
-        "--input", action="append", default=None, help="input collection(s) holding the coadds"
+        "--bands",
+        default=None,
+        help="bands to use, e.g. 'griz' or 'g,r,i' (default: every band of the repository; "
+        "a patch without all of them is refused: give the bands it has)",
     )
-    parser.add_argument("--output-run", default=DEFAULT_DEBLEND_RUN, help="output run")
-    parser.add_argument("--config", default=None, help="YAML or TOML file of DeblendConfig fields")
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=None,
+        help=f"input collection(s) holding the coadds (default: {DEFAULT_COADD_RUN})",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="output collection: a CHAINED collection of a new run OUTPUT/<timestamp> and the "
+        f"inputs, as pipetask -o makes it (default: {DEFAULT_DEBLEND_RUN} unless --output-run "
+        "is given)",
+    )
+    parser.add_argument(
+        "--output-run",
+        default=None,
+        help="output run (with --output: the run put in front of its chain; alone: that run "
+        "only, no chain)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="YAML or TOML file of DeblendConfig fields (default: none, the defaults)",
+    )
     parser.add_argument(
         "-c",
         "--set",
@@ -158,7 +209,7 @@ def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override one config field, e.g. -c maxIter=100 (repeatable)",
+        help="override one config field, e.g. -c maxIter=100 (repeatable; default: none)",
     )
     parser.add_argument(
         "--scheduler",
@@ -169,6 +220,7 @@ def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--redo", action="store_true", help="redo patches that are done")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--show-config", action="store_true", help="print the config and exit")
+    _state_defaults(parser)
     return parser
 
 
@@ -187,7 +239,7 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         The exit code: 0 when every patch was deblended or already done, 1 when a
         patch failed.
     """
-    from .pipeline import DEFAULT_DEBLEND_RUN, DeblendConfig, deblend_patches
+    from .pipeline import DeblendConfig, deblend_patches
 
     if args is None or not isinstance(args, argparse.Namespace):
         parser = add_deblend_arguments(
@@ -207,7 +259,34 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if isinstance(bands, str):
         split = "," in bands or " " in bands
         bands = bands.replace(",", " ").split() if split else list(bands)
-    summary = deblend_patches(
+    # After Ctrl-C, multiprocessing's resource tracker (a child started with these
+    # options) would warn about the semaphores it then cleans up: noise, not news.
+    if _TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(_TRACKER_QUIET)
+    committed: list[int] = []
+
+    def note(result) -> None:
+        if result.status == "done":
+            committed.append(result.patch)
+
+    try:
+        summary = _deblend(args, config, bands, deblend_patches, note)
+    except KeyboardInterrupt:
+        run, chain = getattr(args, "output_run", None), getattr(args, "output", None)
+        where = f"run {run}" if run else f"collection {chain or DEFAULT_DEBLEND_RUN}"
+        said = (
+            f"patch(es) {', '.join(map(str, committed))} of tract {args.tract} were written "
+            f"to {where} before it; the others were not"
+            if committed
+            else "no patch was written"
+        )
+        raise KeyboardInterrupt(said) from None
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _deblend(args, config, bands, deblend_patches, note):
+    return deblend_patches(
         args.repo,
         args.tract,
         args.patch,
@@ -218,11 +297,11 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         skymap=getattr(args, "skymap", None),
         bands=bands,
         input_collections=getattr(args, "input", None),
-        output_run=getattr(args, "output_run", DEFAULT_DEBLEND_RUN),
+        output_run=getattr(args, "output_run", None),
+        output=getattr(args, "output", None),
         progress=not getattr(args, "no_progress", False),
+        on_patch_done=note,
     )
-    print(summary)
-    return 1 if summary.failed else 0
 
 
 def _cmd_deblend(args: argparse.Namespace) -> int:
@@ -311,6 +390,53 @@ def _ingest_target(p: argparse.ArgumentParser, run: str) -> None:
     p.add_argument("--run", default=run, help="run to put the data in (default: %(default)s)")
 
 
+def _add_ingest_parser(sub) -> None:
+    """The ``vermilion ingest`` subcommands (coadd, models, sim)."""
+    p = sub.add_parser(
+        "ingest", help="put coadds, simulated patches or model files in a repository"
+    )
+    isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
+    r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
+    _ingest_target(r, DEFAULT_COADD_RUN)
+    r.add_argument(
+        "files",
+        nargs="+",
+        metavar="BAND=FILE",
+        help="e.g. g=coadd_g.fits: vermilion's layout, or an lsst.afw.image Exposure file",
+    )
+    r.add_argument(
+        "--psf",
+        action="append",
+        metavar="BAND=FILE",
+        help="a FITS file holding the PSF image of a band (repeat per band); needed for "
+        "afw exposures, whose PSF vermilion does not evaluate (default: the file's own PSF)",
+    )
+    r.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a band the run already holds with other pixels (default: an error)",
+    )
+    r.set_defaults(func=_cmd_ingest_coadd)
+    r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
+    _ingest_target(r, "models")
+    r.add_argument("file", help="the model file")
+    r.set_defaults(func=_cmd_ingest_models)
+    r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
+    _ingest_target(r, DEFAULT_COADD_RUN)
+    r.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="patch size in pixels (default: the patch's shape in the sky map)",
+    )
+    r.add_argument("--bands", default="ugrizy", help="bands to simulate")
+    r.add_argument("--density", type=float, default=100.0, help="sources per square arcminute")
+    r.add_argument("--seed", type=int, default=0, help="random seed")
+    r.set_defaults(func=_cmd_ingest_sim)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vermilion`` command."""
     parser = argparse.ArgumentParser(
@@ -380,44 +506,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="registry database URL (default: SQLite in the repository)",
     )
-    r.add_argument("--namespace", default=None, help="PostgreSQL schema of the registry")
+    r.add_argument(
+        "--namespace",
+        default=None,
+        help="PostgreSQL schema of the registry (default: the database's default schema)",
+    )
     r.add_argument("--exist-ok", action="store_true", help="do nothing if it already exists")
     r.set_defaults(func=_cmd_repo_create)
     r = rsub.add_parser("info", help="describe a repository")
     r.add_argument("path", help="repository folder")
     r.set_defaults(func=_cmd_repo_info)
 
-    p = sub.add_parser(
-        "ingest", help="put coadds, simulated patches or model files in a repository"
-    )
-    isub = p.add_subparsers(dest="ingest_command", metavar="WHAT", required=True)
-    r = isub.add_parser("coadd", help="one FITS file per band (see docs/repository.md)")
-    _ingest_target(r, DEFAULT_COADD_RUN)
-    r.add_argument(
-        "files",
-        nargs="+",
-        metavar="BAND=FILE",
-        help="e.g. g=coadd_g.fits: vermilion's layout, or an lsst.afw.image Exposure file",
-    )
-    r.add_argument(
-        "--psf",
-        action="append",
-        metavar="BAND=FILE",
-        help="a FITS file holding the PSF image of a band (repeat per band); needed for "
-        "afw exposures, whose PSF vermilion does not evaluate",
-    )
-    r.set_defaults(func=_cmd_ingest_coadd)
-    r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
-    _ingest_target(r, "models")
-    r.add_argument("file")
-    r.set_defaults(func=_cmd_ingest_models)
-    r = isub.add_parser("sim", help="simulate a patch and ingest it with its truth")
-    _ingest_target(r, DEFAULT_COADD_RUN)
-    r.add_argument("--size", type=int, nargs=2, default=(1000, 1000), metavar=("H", "W"))
-    r.add_argument("--bands", default="ugrizy")
-    r.add_argument("--density", type=float, default=100.0)
-    r.add_argument("--seed", type=int, default=0)
-    r.set_defaults(func=_cmd_ingest_sim)
+    _add_ingest_parser(sub)
 
     p = sub.add_parser(
         "deblend",
@@ -430,7 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="picture of one stored blend: scene and sources")
     _repo_location(p)
     p.add_argument("--blend", type=int, required=True, help="parent id of the blend")
-    p.add_argument("--sources", type=int, default=None, help="show at most N sources")
+    p.add_argument(
+        "--sources", type=int, default=None, help="show at most N sources (default: all)"
+    )
     p.add_argument("--use-flux", action="store_true", help="show the re-apportioned fluxes")
     p.add_argument(
         "--psf-only", action="store_true", help="rebuild from the PSFs only (no exposure cutout)"
@@ -442,18 +544,45 @@ def build_parser() -> argparse.ArgumentParser:
     _repo_location(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("-j", "--workers", type=int, default=None, help="processes (default: all)")
-    p.add_argument("--max-blends", type=int, default=None, help="only the first N blends")
+    p.add_argument(
+        "--max-blends", type=int, default=None, help="only the first N blends (default: all)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("simulate", help="simulate a patch into an .npz file")
     p.add_argument("--out", required=True, help="output .npz file")
-    p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
-    p.add_argument("--bands", default="ugrizy")
-    p.add_argument("--density", type=float, default=100.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"), help="pixels"
+    )
+    p.add_argument("--bands", default="ugrizy", help="bands to simulate")
+    p.add_argument("--density", type=float, default=100.0, help="sources per square arcminute")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=_cmd_simulate)
+    _state_defaults(parser)
     return parser
+
+
+def _state_defaults(parser: argparse.ArgumentParser) -> None:
+    """Make every option's help say its default (flags: off), in this parser and below."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _state_defaults(sub)
+            continue
+        if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+            continue
+        if action.required or "default" in action.help or action.dest == "help":
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            action.help += " (default: off)"
+        else:
+            action.help += " (default: %(default)s)"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, like the errors (--debug: Python's own form)."""
+    print(f"vermilion: warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -461,9 +590,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("vermilion: interrupted", file=sys.stderr)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
+    except BrokenPipeError:
+        # the reader went away (`vermilion repo info | head`): stop quietly, and keep
+        # Python from failing again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt as exc:
+        said = f": {exc}" if str(exc) else ""
+        print(f"vermilion: interrupted{said}", file=sys.stderr)
         return 130
     except Exception as exc:  # the CLI turns every failure into one line
         if args.debug:

@@ -173,8 +173,8 @@ def test_sources_rows_and_colours(n_bands):
     norm = AsinhMapping(0, 0.5, 8)
     fig = show_sources(blend, norm=norm, show_rendered=True, show_observed=True, pyplot=False)
     assert titles(fig) == [
-        "Model Source 0", "Model Source 0 Rendered", "Observation", "Spectrum",
-        "Model Source 1", "Model Source 1 Rendered", "Observation", "Spectrum",
+        "source 0 (id 1)", "Model 0 rendered", "Observation", "Spectrum",
+        "source 1 (id 2)", "Model 1 rendered", "Observation", "Spectrum",
     ]  # fmt: skip
     pixels = saved_pixels(fig)
     for row, source in enumerate(blend.sources):
@@ -204,14 +204,14 @@ def test_sources_subset_flux_and_errors():
     blend = make_blend(3, centers=((10, 10), (30, 50), (20, 30)),
                        spectra=[red_spectrum(3), blue_spectrum(3), red_spectrum(3)])  # fmt: skip
     fig = show_sources(blend, sources=[2], show_spectrum=False, pyplot=False)
-    assert titles(fig) == ["Model Source 2"]
+    assert titles(fig) == ["source 2 (id 3)"]
     fig = show_sources(blend, sources=blend.sources[1:2], pyplot=False)
-    assert titles(fig)[0] == "Model Source 1"
+    assert titles(fig)[0] == "source 1 (id 2)"
     with pytest.raises(ValueError, match="weight_sources"):
         show_sources(blend, use_flux=True, pyplot=False)
     weight_sources(blend)
     fig = show_sources(blend, use_flux=True, show_rendered=True, pyplot=False)
-    assert titles(fig)[:2] == ["Flux Source 0", "Flux Source 0"]
+    assert titles(fig)[:2] == ["Flux: source 0 (id 1)", "Flux 0"]
     flux = fig.axes[2].lines[0].get_ydata()
     np.testing.assert_allclose(flux, blend.sources[0].flux.data.sum(axis=(1, 2)), rtol=1e-5)
     with pytest.raises(ValueError, match="out of range"):

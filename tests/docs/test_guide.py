@@ -159,7 +159,9 @@ def test_blocks_are_run_or_say_why_not():
                 continue
             else:
                 assert block.lang in ("python", "yaml", "toml", "sql"), block.where
-    # only blocks that need a server or install packages, and the demo (the fixture)
+    # only blocks that need a server or install packages, and the demo (the fixture);
+    # pipetask and bps blocks run in test_guide_rubin.py
+    not_run = [b for b in not_run if "test_guide_rubin.py" not in b.marker_arg]
     assert len(not_run) <= 6, [b.where for b in not_run]
 
 

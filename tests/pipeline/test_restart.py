@@ -465,7 +465,7 @@ def test_bad_requests_through_the_repository(repo, loader):
     with pytest.raises(ValueError, match="outside the blend box"):
         add_source(blend, (0, 0))
     # added sources need ids that cannot collide with the catalog's
-    add_source(blend, blend.sources[0].peak)
+    add_source(blend, blend.sources[0].peak, min_separation=0)  # a duplicate, when told
     del blend.metadata["next_source_id"]
     with pytest.raises(ValueError, match="need new catalog ids"):
         save_blend(repo["root"], blend, pid, TRACT, PATCH, "test/no-ids")

@@ -9,6 +9,7 @@ import numpy as np
 from .bbox import Box, overlapped_slices
 from .component import Component, FactorizedComponent
 from .image import Image
+from .notebook import picture_png
 from .observation import Observation
 from .source import Source
 
@@ -220,6 +221,7 @@ class Blend:
             blend goes back to the best (finite) model this call recorded; when the
             first iteration already fails, nothing is changed.
         """
+        _check_fit_arguments(max_iter, e_rel, min_iter, resize, keep_best)
         self._check_fittable()
         obs = self.observation
         images, weights = obs._images, obs._weights
@@ -435,8 +437,134 @@ class Blend:
             source.flux_box = box
         return self
 
+    # -- peaks -----------------------------------------------------------------------
+
+    def peaks(self) -> np.ndarray:
+        """The peaks of the sources that have one.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, 2)`` absolute ``(y, x)``, in the order of `sources`.
+        """
+        out = [s.peak for s in self.sources if s.peak is not None]
+        return np.array(out, dtype=float).reshape(-1, 2)
+
+    def nearest_peak(self, center: Sequence[float]) -> tuple[int | None, float]:
+        """The source whose peak is nearest ``center`` and its distance in pixels.
+
+        Parameters
+        ----------
+        center
+            Absolute ``(y, x)``.
+
+        Returns
+        -------
+        index, distance
+            The source's index in `sources` (None and inf when no source has a peak).
+        """
+        best, dist = None, np.inf
+        for i, source in enumerate(self.sources):
+            if source.peak is None:
+                continue
+            d = float(np.hypot(*(np.asarray(source.peak, float) - np.asarray(center, float))))
+            if d < dist:
+                best, dist = i, d
+        return best, dist
+
+    def check_new_peak(self, center: Sequence[float], min_separation: float = 2.0) -> None:
+        """Refuse a new peak within ``min_separation`` pixels of an existing one.
+
+        A new source there would duplicate the existing source (they would split its
+        flux between them).
+
+        Parameters
+        ----------
+        center
+            Absolute ``(y, x)`` of the new peak.
+        min_separation
+            Smallest distance in pixels allowed to an existing peak (0: no check).
+
+        Raises
+        ------
+        ValueError
+            Naming the existing source, its peak and the distance.
+        """
+        if min_separation < 0 or not np.isfinite(min_separation):
+            raise ValueError(f"min_separation must be >= 0 pixels, got {min_separation}")
+        index, dist = self.nearest_peak(center)
+        if index is not None and dist < min_separation:
+            source = self.sources[index]
+            sid = source.metadata.get("id")
+            name = f"source {index}" + (f" (id {sid})" if sid is not None else "")
+            y, x = (f"{float(c):g}" for c in center)
+            raise ValueError(
+                f"the new peak (y, x)=({y}, {x}) is {dist:.1f} px from the peak {source.peak} "
+                f"of {name}, closer than min_separation={min_separation} px: it would "
+                "duplicate that source (pass a smaller min_separation to add it anyway)"
+            )
+
+    def far_from_peaks(self, min_separation: float = 2.0) -> np.ndarray:
+        """Where a new peak may go: at least ``min_separation`` px from every existing peak.
+
+        Parameters
+        ----------
+        min_separation
+            The distance in pixels, as for `check_new_peak`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(h, w)`` boolean map of the blend box, True where a new peak may go.
+        """
+        (y0, _), (x0, _) = self.bbox.bounds
+        ys, xs = np.indices(self.bbox.shape)
+        far = np.ones(self.bbox.shape, dtype=bool)
+        for py, px in self.peaks():
+            far &= np.hypot(ys + y0 - py, xs + x0 - px) >= min_separation
+        return far
+
+    # -- text and pictures -----------------------------------------------------------
+
     def __repr__(self) -> str:
-        return f"Blend(sources={len(self.sources)}, bbox={self.bbox}, it={self.it})"
+        try:
+            log_l = f"{self.log_likelihood:.1f}"
+        except (ValueError, AttributeError):  # no data to compare with
+            log_l = "n/a (no data)"
+        return (
+            f"Blend(sources={len(self.sources)}, bands={''.join(self.bands)}, bbox={self.bbox}, "
+            f"it={self.it}, logL={log_l})"
+        )
+
+    def _repr_png_(self) -> bytes | None:
+        """A picture of the scene in Jupyter (drawn by `vermilion.display` when asked)."""
+        return picture_png(self)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _check_fit_arguments(max_iter, e_rel, min_iter, resize, keep_best) -> None:
+    """Refuse arguments of `Blend.fit` that make no sense, naming the argument."""
+    if not _is_int(max_iter) or max_iter < 0:
+        raise ValueError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    if not _is_int(min_iter) or min_iter < 0:
+        raise ValueError(f"min_iter must be an integer >= 0, got {min_iter!r}")
+    if (
+        isinstance(e_rel, bool | np.bool_)
+        or not isinstance(e_rel, int | float | np.integer | np.floating)
+        or not np.isfinite(e_rel)
+        or e_rel < 0
+    ):
+        raise ValueError(
+            f"e_rel must be a finite number >= 0 (a relative change of logL, e.g. 1e-4), "
+            f"got {e_rel!r}"
+        )
+    if resize is not None and (not _is_int(resize) or resize < 1):
+        raise ValueError(f"resize must be None or an integer >= 1 (iterations), got {resize!r}")
+    if not isinstance(keep_best, bool | np.bool_):
+        raise ValueError(f"keep_best must be True or False, got {keep_best!r}")
 
 
 #: Rubin's name of `Blend` (``lsst.scarlet.lite.Blend`` as imported by meas_extensions_scarlet).

@@ -9,6 +9,7 @@ import numpy as np
 
 from .bbox import Box
 from .image import Image
+from .notebook import picture_png
 from .psf import difference_kernels, integrated_gaussian, validate_psfs
 
 __all__ = [
@@ -194,9 +195,12 @@ class Observation:
     ) -> None:
         images = np.array(images, dtype=np.float32)
         if images.ndim == 2:
-            images = images[None]
+            raise ValueError(
+                f"images must be (bands, h, w), got a 2-D image of shape {images.shape}: "
+                "for one band give images[None] (and variance[None], psfs[None])"
+            )
         if images.ndim != 3:
-            raise ValueError(f"images must be (bands, height, width), got shape {images.shape}")
+            raise ValueError(f"images must be (bands, h, w), got shape {images.shape}")
         n_bands = images.shape[0]
         if bands is None:
             bands = tuple(str(b) for b in range(n_bands))
@@ -374,6 +378,10 @@ class Observation:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bands={self.bands}, bbox={self.bbox})"
+
+    def _repr_png_(self) -> bytes | None:
+        """A picture of the images in Jupyter (drawn by `vermilion.display` when asked)."""
+        return picture_png(self)
 
 
 #: Rubin's name of `Observation` (``lsst.scarlet.lite.Observation``).

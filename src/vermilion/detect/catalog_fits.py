@@ -7,6 +7,10 @@ id, y, x, value, snr``), and for heavy footprints ``HEAVY`` (``source_id``, ``va
 and, where any footprint has them, ``mask`` and ``variance``: one row per pixel in span
 order, one value per band) and ``HEAVYBANDS`` (``source_id, bands, n_bands, has_mask,
 has_variance``, band names joined by commas).
+
+Column units go in the standard ``TUNITn`` keywords (astropy writes them); column
+descriptions, which astropy does not write, go in ``TDOCn`` keywords as the Rubin
+``lsst.afw.table`` FITS catalogs hold them, and are read back from there.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from astropy.table import Table
 
 from .footprint import PEAK_DTYPE, Footprint, HeavyFootprint, SpanSet
 
-__all__ = ["FOOTPRINT_KIND", "catalog_hdus", "jsonable", "read_catalog", "utf8"]
+__all__ = [
+    "FOOTPRINT_KIND",
+    "catalog_hdus",
+    "jsonable",
+    "read_catalog",
+    "read_column_docs",
+    "utf8",
+    "write_column_docs",
+]
 
 #: The CATALOG column that says which footprint (none, plain, heavy) a record has.
 FOOTPRINT_KIND = "footprint_kind"
@@ -43,6 +55,22 @@ def jsonable(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return obj
+
+
+def write_column_docs(header, table) -> None:
+    """Write each column's description of ``table`` as ``TDOCn`` in its HDU ``header``."""
+    for i, name in enumerate(table.colnames, start=1):
+        doc = table[name].description
+        if doc:
+            header[f"TDOC{i}"] = str(doc)
+
+
+def read_column_docs(header, table) -> None:
+    """Set the descriptions of ``table``'s columns from the ``TDOCn`` of ``header``."""
+    for i, name in enumerate(table.colnames, start=1):
+        doc = header.get(f"TDOC{i}")
+        if doc and not table[name].description:
+            table[name].description = str(doc)
 
 
 def _stack(parts, i: int, rows: int, n_bands: int, dtype, fill) -> np.ndarray:
@@ -105,6 +133,7 @@ def catalog_hdus(catalog) -> list:
         table[name].description = col.description
     table[FOOTPRINT_KIND] = kinds
     cat_hdu = fits.table_to_hdu(table)
+    write_column_docs(cat_hdu.header, table)
     cat_hdu.name = "CATALOG"
     fp_pos = catalog.colnames.index("footprint") if "footprint" in catalog.colnames else -1
     cat_hdu.header["VFPCOL"] = (fp_pos, "position of the footprint column, -1 if none")
@@ -213,6 +242,7 @@ def read_catalog(hdul, path: Path, cls):
             raise ValueError(f"{path} is not a vermilion catalog: no {ext} extension")
     header = hdul["CATALOG"].header
     table = Table.read(hdul, hdu="CATALOG", character_as_bytes=True, mask_invalid=False)
+    read_column_docs(header, table)
     spans = Table.read(hdul, hdu="SPANS", mask_invalid=False)
     peaks = Table.read(hdul, hdu="PEAKS", mask_invalid=False)
     heavy = heavy_bands = None

@@ -28,13 +28,25 @@ from .views import (
     resolve_sources,
     source_model,
     source_on_blend,
+    source_titles,
     spectrum_of,
+    spread_labels,
 )
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["ImagePanel", "SpectrumPanel", "draw_mosaic", "scene_mosaic", "sources_mosaic"]
+__all__ = [
+    "ImagePanel",
+    "SpectrumPanel",
+    "TextPanel",
+    "draw_mosaic",
+    "scene_mosaic",
+    "sources_mosaic",
+]
+
+#: Labels of peaks closer than this fraction of a panel's larger side are moved apart.
+LABEL_SPACING = 0.09
 
 _TITLE_H = 0.2  # inches above each cell for its title
 _GAP = 0.08
@@ -61,6 +73,14 @@ class SpectrumPanel:
     bands: list[str]
     title: str = "Spectrum"
     components: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class TextPanel:
+    """Lines of text (a source's catalog entry) in a cell."""
+
+    lines: list[str]
+    title: str = "Catalog"
 
 
 def _fit(aspect: float, cw: float, ch: float) -> tuple[float, float]:
@@ -110,7 +130,7 @@ class _InchCanvas:
 
 
 def draw_mosaic(
-    rows: list[list[ImagePanel | SpectrumPanel]],
+    rows: list[list[ImagePanel | SpectrumPanel | TextPanel]],
     cell: tuple[float, float] = (2.0, 2.0),
     title: str | None = None,
     fontsize: float = 7.0,
@@ -157,6 +177,13 @@ def draw_mosaic(
             if isinstance(panel, SpectrumPanel):
                 _draw_spectrum_cell(canvas, panel, x0, cy0, cw, ch, fontsize, last_row)
                 continue
+            if isinstance(panel, TextPanel):
+                for k, line in enumerate(panel.lines):
+                    canvas.text(
+                        x0 + 0.04, y_top - _TITLE_H - 0.05 - k * fontsize * 1.35 / 72, line,
+                        ha="left", va="top", fontsize=fontsize - 0.5, family="monospace",
+                    )  # fmt: skip
+                continue
             ex0, ex1, ey0, ey1 = image_extent(panel.bbox)
             iw, ih = _fit((ey1 - ey0) / max(ex1 - ex0, 1e-9), cw, ch)
             ix0 = x0 + (cw - iw) / 2
@@ -197,7 +224,7 @@ def draw_mosaic(
 def _draw_spectrum_cell(
     canvas: _InchCanvas, panel: SpectrumPanel, x0, y0, cw, ch, fontsize, band_labels: bool
 ) -> None:
-    left, bottom = 0.12 * cw, 0.04 * ch
+    left, bottom = 0.2 * cw, 0.04 * ch
     fx0, fy0 = x0 + left, y0 + bottom
     fw, fh = cw - left - 0.04 * cw, ch - bottom - 0.04 * ch
     canvas.rect(fx0, fy0, fw, fh, facecolor="w", edgecolor="0.3", lw=0.6)
@@ -222,11 +249,10 @@ def _draw_spectrum_cell(
     if band_labels:
         for x, b in zip(xs, panel.bands):
             canvas.text(x, fy0 - 0.02, b, ha="center", va="top", fontsize=fontsize - 1)
-    canvas.text(fx0 - 0.02 * cw, ys(hi), f"{hi:.3g}", ha="right", va="center",
-                fontsize=fontsize - 1.5)  # fmt: skip
-    if lo < 0:
-        canvas.text(fx0 - 0.02 * cw, ys(lo), f"{lo:.3g}", ha="right", va="center",
-                    fontsize=fontsize - 1.5)  # fmt: skip
+    # y labels at the bottom, the middle and the top of the range (zero among them)
+    for value in sorted({lo, 0.0, (lo + hi) / 2, hi}):
+        canvas.text(fx0 - 0.025 * cw, ys(value), f"{value:.3g}", ha="right", va="center",
+                    fontsize=fontsize - 1)  # fmt: skip
 
 
 def _cell_for(blend, base: float = 1.9) -> tuple[float, float]:
@@ -253,7 +279,10 @@ def scene_mosaic(
     if norm is None:
         norm = default_norm(blend, channel_map)
     sources = resolve_sources(blend, None)
-    labels = [(*xy, str(i)) for i, s in sources if (xy := peak_xy(s)) is not None]
+    peaks = [(xy, str(i)) for i, s in sources if (xy := peak_xy(s)) is not None]
+    h, w = observation.bbox.shape[-2:]
+    spots = spread_labels([xy for xy, _ in peaks], LABEL_SPACING * max(h, w, 1))
+    labels = [(x, y, text) for (x, y), (_, text) in zip(spots, peaks)]
     if rendered is None:
         rendered = on_box(blend.get_model(convolve=True), observation.bbox)
     box = observation.bbox
@@ -293,8 +322,13 @@ def sources_mosaic(
     max_sources: int | None = 20,
     cell: float = 1.6,
     title: str | None = None,
+    catalog: Any = None,
 ) -> Figure:
-    """One row per source on one axes: model (peak marked), rendered, observed, spectrum."""
+    """One row per source on one axes: model (peak marked), rendered, observed, spectrum.
+
+    With ``catalog`` (``{source id: lines of text}``, e.g. its catalog id, fluxes per
+    band with errors and flags), each row ends with a cell of those lines.
+    """
     observation = blend.observation
     if norm is None:
         norm = default_norm(blend, channel_map)
@@ -303,7 +337,6 @@ def sources_mosaic(
     has_data = observation_has_data(observation)
     obs_rgb = img_to_rgb(observed_images(observation), channel_map, norm) if has_data else None
     bands = list(getattr(observation, "bands", ()))
-    kind = "Flux" if use_flux else "Model"
     rows = []
     for idx, src in chosen:
         model = source_model(src, use_flux)
@@ -311,14 +344,13 @@ def sources_mosaic(
         xy = peak_xy(src)
         markers = [xy] if xy is not None else []
         data = source_on_blend(blend, model, use_flux)
+        model_title, rendered_title = source_titles(idx, src, use_flux)
         row = [
-            ImagePanel(
-                img_to_rgb(model, channel_map, norm), sbox, f"{kind} {idx}", markers=markers
-            ),
+            ImagePanel(img_to_rgb(model, channel_map, norm), sbox, model_title, markers=markers),
             ImagePanel(
                 img_to_rgb(data, channel_map, norm),
                 box,
-                f"{kind} {idx}" + ("" if use_flux else " rendered"),
+                rendered_title,
                 markers=markers,
                 rects=[sbox],
             ),
@@ -327,6 +359,10 @@ def sources_mosaic(
             row.append(ImagePanel(obs_rgb, box, "Observation", markers=markers, rects=[sbox]))
         comps = [cs for _, cs in component_spectra(src, use_flux)]
         row.append(SpectrumPanel(spectrum_of(model), bands, "Spectrum", comps))
+        if catalog is not None:
+            sid = (getattr(src, "metadata", None) or {}).get("id")
+            lines = catalog.get(sid) or catalog.get(str(sid)) or ["not in the catalog"]
+            row.append(TextPanel(list(lines), "Catalog"))
         rows.append(row)
     if title is None and n_total > len(chosen):
         title = f"first {len(chosen)} of {n_total} sources"

@@ -25,13 +25,16 @@ from .views import (
     resolve_sources,
     source_model,
     source_on_blend,
+    source_titles,
     spectrum_of,
+    spread_labels,
 )
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "draw_peak_labels",
     "draw_scene",
     "draw_sources",
     "label_at",
@@ -91,10 +94,34 @@ def style_axes(ax, axes: bool) -> None:
         ax.tick_params(labelsize=7, length=2)
 
 
-def _grid_shape(n_panels: int, linear: bool) -> tuple[int, int]:
-    """``(nrows, ncols)`` of the scene panels: one row, or two rows."""
+def _grid_shape(n_panels: int, linear: bool | None) -> tuple[int, int]:
+    """``(nrows, ncols)`` of the scene panels: one row, or two rows.
+
+    ``linear=None`` (the default of `show_scene`): four panels in a 2 x 2 grid, fewer
+    in one row.
+    """
+    if linear is None:
+        linear = n_panels != 4
     ncols = n_panels if linear else int(np.ceil(n_panels / 2))
     return (1 if linear else int(np.ceil(n_panels / ncols))), ncols
+
+
+#: Labels of peaks closer than this fraction of a panel's larger side are moved apart.
+LABEL_SPACING = 0.07
+
+
+def draw_peak_labels(ax, sources, box, fontsize: float) -> None:
+    """Write each source's index at its peak; labels of close peaks are moved apart
+    (`spread_labels`), with a thin line back to their peak."""
+    items = [(str(idx), xy) for idx, src in sources if (xy := peak_xy(src)) is not None]
+    if not items:
+        return
+    h, w = box.shape[-2:]
+    spots = spread_labels([xy for _, xy in items], LABEL_SPACING * max(h, w, 1))
+    for (text, (x, y)), (lx, ly) in zip(items, spots):
+        if np.hypot(lx - x, ly - y) > 0.3:
+            ax.plot([x, lx], [y, ly], color="w", lw=0.6, alpha=0.8)
+        label_at(ax, lx, ly, text, fontsize=fontsize)
 
 
 def _place_grid(container, nrows: int, ncols: int, titles: bool, axes: bool):
@@ -176,7 +203,7 @@ def draw_scene(
     show_residual=False,
     label_sources=True,
     show_boxes=False,
-    linear=True,
+    linear=None,
     use_flux=False,
     mask=None,
     axes=True,
@@ -207,14 +234,11 @@ def draw_scene(
         ax.imshow(rgb, extent=image_extent(box), origin="lower", interpolation="nearest")
         ax.set_title(ptitle, fontsize=9)
         style_axes(ax, axes)
-        for idx, src in sources:
-            if show_boxes:
-                sbox = getattr(src, "flux_box", None) if use_flux else None
-                ax.add_patch(_box_patch(sbox if sbox is not None else src.bbox))
-            if label_sources:
-                xy = peak_xy(src)
-                if xy is not None:
-                    label_at(ax, *xy, str(idx), fontsize=9 if len(sources) < 20 else 6)
+        for _idx, src in sources if show_boxes else ():
+            sbox = getattr(src, "flux_box", None) if use_flux else None
+            ax.add_patch(_box_patch(sbox if sbox is not None else src.bbox))
+        if label_sources:
+            draw_peak_labels(ax, sources, box, fontsize=9 if len(sources) < 20 else 6)
         ax.set_xlim(*image_extent(box)[:2])
         ax.set_ylim(*image_extent(box)[2:])
         out_axes.append(ax)
@@ -223,7 +247,7 @@ def draw_scene(
     return out_axes
 
 
-def scene_figsize(blend, n_panels: int, linear: bool, axes: bool, panel: float = 3.5):
+def scene_figsize(blend, n_panels: int, linear: bool | None, axes: bool, panel: float = 3.5):
     """Default figure size of `show_scene` for ``n_panels`` panels."""
     h, w = blend.observation.bbox.shape[-2:]
     aspect = h / max(w, 1)
@@ -274,18 +298,21 @@ def draw_sources(
     if show_observed:
         obs_rgb = img_to_rgb(observed_images(observation), channel_map, norm)
     bands = list(getattr(observation, "bands", ()))
+    # margins in inches (room for the band labels under the last spectrum and the titles)
+    height = max(float(container.bbox.height) / float(container.figure.dpi), 1.0)
+    width = max(float(container.bbox.width) / float(container.figure.dpi), 1.0)
     gs = container.add_gridspec(
         len(chosen),
         len(columns),
-        left=0.07 if axes else 0.04,
+        left=min(0.45 / width, 0.2) if axes else 0.04,
         right=0.98,
-        bottom=0.05 if len(chosen) < 3 else 0.03,
-        top=0.95 if len(chosen) < 3 else 0.97,
-        wspace=0.3 if axes else 0.25,
-        hspace=0.45,
+        bottom=min(0.4 / height, 0.3),
+        top=1 - min(0.3 / height, 0.2),
+        wspace=0.35 if axes else 0.25,
+        hspace=0.5,
     )
-    kind = "Flux" if use_flux else "Model"
     for row, (idx, src) in enumerate(chosen):
+        model_title, rendered_title = source_titles(idx, src, use_flux)
         model = source_model(src, use_flux)
         box = getattr(model, "bbox", None) or src.bbox
         xy = peak_xy(src)
@@ -297,14 +324,12 @@ def draw_sources(
             if what == "model":
                 rgb = img_to_rgb(model, channel_map, norm)
                 ax.imshow(rgb, extent=image_extent(box), origin="lower", interpolation="nearest")
-                ax.set_title(f"{kind} Source {idx}", fontsize=8)
+                ax.set_title(model_title, fontsize=8)
                 view = box
             else:
                 if what == "rendered":
                     rgb = img_to_rgb(source_on_blend(blend, model, use_flux), channel_map, norm)
-                    ax.set_title(
-                        f"{kind} Source {idx}" + ("" if use_flux else " Rendered"), fontsize=8
-                    )
+                    ax.set_title(rendered_title, fontsize=8)
                 else:
                     rgb = obs_rgb
                     ax.set_title("Observation", fontsize=8)
@@ -336,8 +361,14 @@ def _draw_spectrum(ax, src, model, bands, use_flux: bool) -> None:
         ax.plot(x, cs, "--", lw=0.8, label=f"comp {c}")
     if components:
         ax.legend(fontsize=6, frameon=False)
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
     ax.set_xticks(x)
     ax.set_xticklabels(bands if len(bands) == len(spectrum) else [str(i) for i in x], fontsize=7)
-    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlim(-0.5, len(spectrum) - 0.5)
+    # a few short y labels (1.2k, 35, 0.5m): readable at this size, no offset text
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.tick_params(axis="both", labelsize=7, length=2, pad=1.5)
     ax.set_title("Spectrum", fontsize=8)
     ax.axhline(0, color="0.7", lw=0.5)

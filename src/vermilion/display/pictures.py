@@ -21,6 +21,7 @@ from .rgb import Mapping, img_to_rgb, residual_norm
 from .views import default_norm, observation_has_data, observed_images, on_box, resolve_sources
 
 __all__ = [
+    "bin_pixels",
     "blend_thumbnail",
     "render_blend_pictures",
     "save_blend_pictures",
@@ -55,8 +56,21 @@ def save_rgb(rgb: np.ndarray, path: str | os.PathLike, origin: str = "lower") ->
     return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG", compress_level=1))
 
 
-def _bin(data: np.ndarray, factor: int) -> np.ndarray:
-    """Block-average the last two axes by ``factor`` (trimming the remainder)."""
+def bin_pixels(data: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average the last two axes by ``factor`` (trimming the remainder).
+
+    Parameters
+    ----------
+    data
+        ``(..., h, w)`` array.
+    factor
+        Block size (1 or less: ``data`` as it is).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., h // factor, w // factor)``.
+    """
     if factor <= 1:
         return data
     h, w = data.shape[-2:]
@@ -96,9 +110,9 @@ def blend_thumbnail(
     if norm is None:
         norm = default_norm(blend, channel_map)
     panels = []
-    model = _bin(rendered, factor)
+    model = bin_pixels(rendered, factor)
     if observation_has_data(observation):
-        observed = _bin(observed_images(observation), factor)
+        observed = bin_pixels(observed_images(observation), factor)
         residual = observed - model
         panels.append(img_to_rgb(observed, channel_map, norm))
         panels.append(img_to_rgb(model, channel_map, norm))
@@ -267,8 +281,7 @@ def save_blend_pictures(blend, out_dir: str | os.PathLike, stem: str) -> list[Pa
         show_rendered=True,
         show_observed=True,
         show_residual=True,
-        linear=False,
-        figsize=(12, 4),
+        linear=False,  # a 2 x 2 grid, sized to the blend by show_scene
         pyplot=False,
     )
     pictures = [out_dir / f"{stem}_scene.png"]

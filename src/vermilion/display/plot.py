@@ -59,7 +59,7 @@ def show_scene(
     show_residual: bool = False,
     label_sources: bool = True,
     show_boxes: bool = False,
-    linear: bool = True,
+    linear: bool | None = None,
     figsize: tuple[float, float] | None = None,
     *,
     use_flux: bool = False,
@@ -88,7 +88,8 @@ def show_scene(
     show_boxes
         Outline every source's box.
     linear
-        All panels in one row (True) or in two rows.
+        All panels in one row (True) or in two rows (False); default: four panels in a
+        2 x 2 grid, fewer in one row.
     figsize
         Figure size in inches; default from the number of panels and the blend shape.
     use_flux

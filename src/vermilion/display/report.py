@@ -15,7 +15,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -25,7 +25,7 @@ import numpy as np
 
 from vermilion.core.files import atomic_write
 
-__all__ = ["normalize_flags", "render_report_entry", "write_report"]
+__all__ = ["catalog_lines", "normalize_flags", "render_report_entry", "write_report"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -65,6 +65,53 @@ def _number(value) -> float | None:
     return v if math.isfinite(v) else None
 
 
+#: Boolean catalog columns that are not problems (not listed among a source's flags).
+_NOT_FLAGS = ("deblend_converged", "deblend_isolatedParent")
+
+
+def catalog_lines(columns: Mapping[str, Any], bands: Sequence[str]) -> list[str]:
+    """A source's catalog entry as short lines: its id, flux per band (± error), flags.
+
+    Parameters
+    ----------
+    columns
+        The source's catalog columns (``{name: value}``): ``id``; the flux of band
+        ``b`` from ``flux_<b>``, else ``deblend_reapportionedFlux_<b>``, else
+        ``deblend_scarletFlux_<b>``; its error from ``flux_err_<b>`` when the catalog
+        has one; flags are the true boolean columns (and ``deblend_failReason``).
+    bands
+        The bands, in order.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["id 8796093022209", "g    123.4 ± 5.6", ..., "flags: deblend_zeroFlux"]``.
+    """
+    lines = [f"id {columns.get('id', '?')}"]
+    for band in bands:
+        flux = None
+        for name in (f"flux_{band}", f"deblend_reapportionedFlux_{band}",
+                     f"deblend_scarletFlux_{band}"):  # fmt: skip
+            if name in columns:
+                flux = _number(columns[name])
+                break
+        err = _number(columns.get(f"flux_err_{band}"))
+        text = "n/a" if flux is None else f"{flux:.4g}"
+        if err is not None:
+            text += f" ± {err:.2g}"
+        lines.append(f"{band:<4} {text}")
+    flags = [
+        name
+        for name, value in columns.items()
+        if isinstance(value, bool | np.bool_) and bool(value) and name not in _NOT_FLAGS
+    ]
+    reason = str(columns.get("deblend_failReason") or "").strip()
+    if reason:
+        flags.append(reason)
+    lines.append("flags: " + (", ".join(flags) if flags else "none"))
+    return lines
+
+
 def _reduced_chi2(observation, rendered: np.ndarray) -> float | None:
     weights = np.asarray(observation.weights.data, dtype=np.float64)
     good = weights > 0
@@ -97,6 +144,7 @@ def render_report_entry(
 
     info = dict(info or {})
     out_dir = Path(out_dir)
+    source_columns = info.pop("sources", None)
     row: dict[str, Any] = {
         "id": str(blend_id),
         "stem": stem,
@@ -128,7 +176,11 @@ def render_report_entry(
         save_figure(fig, out_dir / "blends" / f"{stem}_scene.png", dpi=dpi, fast=True)
         row["scene"] = True
         if row["n_children"] > 0 and any(not getattr(s, "is_null", False) for s in blend.sources):
-            fig = sources_mosaic(blend, norm, channel_map, max_sources=max_sources)
+            catalog = None
+            if source_columns:
+                bands = list(blend.observation.bands)
+                catalog = {sid: catalog_lines(c, bands) for sid, c in source_columns.items()}
+            fig = sources_mosaic(blend, norm, channel_map, max_sources=max_sources, catalog=catalog)
             save_figure(fig, out_dir / "blends" / f"{stem}_sources.png", dpi=dpi, fast=True)
             row["sources"] = True
     except Exception as exc:  # one bad blend must not stop the report
@@ -140,7 +192,7 @@ def render_report_entry(
     return row
 
 
-def _error_row(task, exc: BaseException) -> dict:
+def _error_row(task, exc: BaseException, flag: str = "render_error") -> dict:
     blend_id, _, info, _, stem = task[:5]
     info = dict(info or {})
     n = info.get("n_children")
@@ -148,7 +200,7 @@ def _error_row(task, exc: BaseException) -> dict:
         "id": str(blend_id),
         "stem": stem,
         "n_children": int(n) if isinstance(n, (int, np.integer)) else 0,
-        "flags": sorted({*normalize_flags(info.get("flags")), "render_error"}),
+        "flags": sorted({*normalize_flags(info.get("flags")), flag}),
         "chi2": _number(info.get("chi2")),
         "flux": _number(info.get("flux")),
         "extra": {
@@ -176,6 +228,8 @@ def _jsonable(value):
 
 
 def _render_task(args) -> dict:
+    if isinstance(args[1], BaseException):  # a blend that could not be read: no pictures
+        return _error_row(args, args[1], "unreadable")
     return render_report_entry(*args)
 
 
@@ -198,7 +252,8 @@ def write_report(
         Iterable of ``(blend_id, blend, info)``; ``info`` is a dict with any of
         ``n_children``, ``flags`` (names, ``{name: bool}`` or a bit mask), ``chi2``
         and ``flux``; other keys are shown on the blend's page. Missing values are
-        computed from the blend. Consumed lazily.
+        computed from the blend. Consumed lazily. A blend given as an exception (it
+        could not be read) is listed with the flag ``unreadable`` and its error.
     out_dir
         Folder for ``index.html``, ``report.json`` and ``blends/`` (created).
     workers

@@ -27,7 +27,8 @@ __all__ = [
     "residual_norm",
 ]
 
-_UINT8_MAX = 255.0
+#: Full scale of an 8-bit channel.
+UINT8_MAX = 255.0
 
 
 def channels_to_rgb(n_channels: int) -> np.ndarray:
@@ -155,10 +156,10 @@ class Mapping:
         out = np.where(np.isfinite(out), out, 0.0)
         # Colour-preserving saturation: scale the whole pixel down, not one channel.
         peak = out.max(axis=0)
-        over = peak > _UINT8_MAX
+        over = peak > UINT8_MAX
         if over.any():
-            out[:, over] *= _UINT8_MAX / peak[over]
-        return np.clip(out, 0, _UINT8_MAX)
+            out[:, over] *= UINT8_MAX / peak[over]
+        return np.clip(out, 0, UINT8_MAX)
 
     def _to_uint8(self, rgb: np.ndarray) -> np.ndarray:
         out = self._scale(rgb)
@@ -193,7 +194,7 @@ class LinearMapping(Mapping):
         self._range = span
 
     def intensity_scale(self, intensity: np.ndarray) -> np.ndarray:
-        return np.where(intensity <= 0, 0.0, _UINT8_MAX / self._range)
+        return np.where(intensity <= 0, 0.0, UINT8_MAX / self._range)
 
     def _params(self) -> dict:
         return {"minimum": self.minimum.tolist(), "maximum": self.maximum}
@@ -235,7 +236,7 @@ class AsinhMapping(Mapping):
         q = max(Q, 1.0 / 2**23)
         q = min(q, 1e10)
         frac = 0.1
-        self._slope = frac * _UINT8_MAX / np.arcsinh(frac * q)
+        self._slope = frac * UINT8_MAX / np.arcsinh(frac * q)
         self._soften = q / stretch
 
     def intensity_scale(self, intensity: np.ndarray) -> np.ndarray:
@@ -359,7 +360,7 @@ def asinh_norm(
     )
     probe = AsinhMapping(0.0, 1.0, Q)
     # intensity at which an asinh mapping of stretch 1 saturates
-    i_sat = np.sinh(_UINT8_MAX / probe._slope) / probe._soften
+    i_sat = np.sinh(UINT8_MAX / probe._slope) / probe._soften
     intensity = img_to_3channel(data, cmap).mean(axis=0)
     if mask is not None:
         intensity = intensity[~np.asarray(mask, dtype=bool)]

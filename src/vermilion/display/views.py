@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from .rgb import Mapping, asinh_norm, pixel_array
+from .rgb import UINT8_MAX, AsinhMapping, Mapping, asinh_norm, img_to_3channel, pixel_array
 
 __all__ = [
     "chosen_sources",
     "component_spectra",
     "default_norm",
     "image_extent",
+    "model_norm",
     "observation_has_data",
     "observed_images",
     "observed_noise_rms",
@@ -27,8 +28,11 @@ __all__ = [
     "resolve_mask",
     "resolve_sources",
     "source_model",
+    "source_name",
     "source_on_blend",
+    "source_titles",
     "spectrum_of",
+    "spread_labels",
 ]
 
 
@@ -83,7 +87,48 @@ def default_norm(blend, channel_map: np.ndarray | None = None, Q: float = 10.0) 
             Q=Q,
             noise_rms=observed_noise_rms(observation),
         )
-    return asinh_norm(pixel_array(blend.get_model(convolve=True)), channel_map=channel_map, Q=Q)
+    return model_norm(pixel_array(blend.get_model(convolve=False)), channel_map, Q)
+
+
+def model_norm(model, channel_map: np.ndarray | None = None, Q: float = 10.0) -> AsinhMapping:
+    """The stretch of a blend without data (rebuilt from its PSFs alone): from its model.
+
+    The model in model space has the highest peaks; the stretch is the smallest that
+    leaves every pixel below full scale in every channel (the mapping scales a
+    saturated pixel down as a whole, so a red source saturates at a third of the
+    intensity of a grey one), so only the brightest pixel reaches 255.
+
+    Parameters
+    ----------
+    model
+        ``(bands, h, w)`` model.
+    channel_map, Q
+        As for `asinh_norm`.
+
+    Returns
+    -------
+    AsinhMapping
+    """
+    data = np.asarray(pixel_array(model), dtype=np.float64)
+    if data.ndim == 2:
+        data = data[None]
+    base = asinh_norm(data, channel_map=channel_map, Q=Q, saturate_percentile=100.0)
+    rgb = img_to_3channel(data, channel_map)
+    peak = rgb.max(axis=0)
+    if not np.isfinite(peak).any() or not np.nanmax(peak) > 0:
+        return base
+    # only the brightest pixels can saturate first
+    top = rgb[:, peak >= np.nanpercentile(peak, 99)][:, :, None]
+    lo, hi = base.stretch, base.stretch
+    while AsinhMapping(0.0, hi, Q).map_float(top).max() >= UINT8_MAX - 0.5 and hi < 1e12 * lo:
+        hi *= 2
+    for _ in range(30):  # bisection in log: the smallest stretch below full scale
+        mid = float(np.sqrt(lo * hi))
+        if AsinhMapping(0.0, mid, Q).map_float(top).max() >= UINT8_MAX - 0.5:
+            lo = mid
+        else:
+            hi = mid
+    return AsinhMapping(0.0, hi, Q)
 
 
 def _source_index(blend, src, fallback: int) -> int:
@@ -211,3 +256,72 @@ def spectrum_of(model) -> np.ndarray:
     if data.ndim == 2:
         data = data[None]
     return data.sum(axis=(1, 2))
+
+
+def source_name(index: int, src) -> str:
+    """How pictures name a source: ``"source 2 (id 8796093022211)"``, or ``"source 2"``.
+
+    The index is the source's place in ``blend.sources`` (the number written at its
+    peak in the scene); the id is the catalog id stored in ``source.metadata["id"]``.
+    """
+    sid = (getattr(src, "metadata", None) or {}).get("id")
+    return f"source {index}" if sid is None else f"source {index} (id {sid})"
+
+
+def source_titles(index: int, src, use_flux: bool = False) -> tuple[str, str]:
+    """Titles of a source's model panel and rendered panel, the same in every picture.
+
+    Returns
+    -------
+    model_title, rendered_title
+        ``("source 2 (id 87...)", "Model 2 rendered")``, or with ``use_flux``
+        ``("Flux: source 2 (id 87...)", "Flux 2")``.
+    """
+    name = source_name(index, src)
+    if use_flux:
+        return f"Flux: {name}", f"Flux {index}"
+    return name, f"Model {index} rendered"
+
+
+def spread_labels(
+    points: list[tuple[float, float]], min_dist: float, iterations: int = 50
+) -> list[tuple[float, float]]:
+    """Positions for labels at ``points`` (x, y) such that no two are closer than ``min_dist``.
+
+    Labels of peaks farther apart than ``min_dist`` stay on their peaks; closer ones are
+    pushed apart symmetrically along the line joining them (sideways when they coincide).
+
+    Parameters
+    ----------
+    points
+        ``(x, y)`` of every peak, in data (pixel) units.
+    min_dist
+        Smallest distance allowed between two labels, in the same units.
+    iterations
+        Rounds of pushing.
+
+    Returns
+    -------
+    list of (float, float)
+        The label positions, in the order of ``points``.
+    """
+    pos = np.array(points, dtype=np.float64).reshape(-1, 2)
+    n = len(pos)
+    if n < 2 or not min_dist > 0:
+        return [tuple(p) for p in pos]
+    for _ in range(iterations):
+        moved = False
+        for i in range(n):
+            for j in range(i + 1, n):
+                d = pos[j] - pos[i]
+                dist = float(np.hypot(*d))
+                if dist >= min_dist * 0.999:
+                    continue
+                direction = d / dist if dist > 1e-9 else np.array([1.0, 0.0])
+                push = 0.5 * (min_dist - dist) * direction
+                pos[i] -= push
+                pos[j] += push
+                moved = True
+        if not moved:
+            break
+    return [(float(x), float(y)) for x, y in pos]

@@ -329,6 +329,9 @@ def read_afw_archive(hdul: fits.HDUList, index_hdu: int, path=None) -> AfwFootpr
         fp_ids = np.unique(ar.ids[is_fp])
         if len(fp_ids) == 0:
             return AfwFootprints.empty()
+        if np.any(np.isin(ar.ids, fp_ids) & ~is_fp):
+            # a footprint's row whose class name is damaged must not just drop its catalog
+            raise AfwTableError("an archive object's catalogs disagree on its class", path)
         entry = {}
         for p in (0, 1, 2):
             sel = np.flatnonzero(is_fp & (ar.persistable == p))
@@ -342,6 +345,13 @@ def read_afw_archive(hdul: fits.HDUList, index_hdu: int, path=None) -> AfwFootpr
             bad = fp_ids[entry[0] < 0][:5].tolist()
             raise AfwTableError(f"footprints {bad} have no span catalog in the archive", path)
         classes = ar.names[entry[0]]
+        for p, what, need in (
+            (1, "peak", np.ones(len(fp_ids), bool)),
+            (2, "pixel", np.isin(classes, HEAVY_FOOTPRINT_CLASSES)),
+        ):
+            if np.any(need & (entry[p] < 0)):
+                bad = fp_ids[need & (entry[p] < 0)][:5].tolist()
+                raise AfwTableError(f"footprints {bad} have no {what} catalog in the archive", path)
         for p in (1, 2):
             has = entry[p] >= 0
             if np.any(ar.names[entry[p][has]] != classes[has]):

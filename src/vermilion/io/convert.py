@@ -19,7 +19,7 @@ from vermilion.core.psf import stack_psfs
 from ._fields import Where, as_source_id
 from .components import CubeComponentData, FactorizedComponentData, SourceData, argmax_peak
 from .data import BlendData
-from .errors import ModelDataError
+from .errors import ModelDataError, describe_ids
 from .metadata import RECORDED_CONFIG_KEY
 from .rebuild import data_to_blend
 
@@ -166,12 +166,18 @@ def _blend_data(model_data, blend_id) -> tuple[int, BlendData]:
     if hasattr(model_data, "attach"):
         blend = model_data.blends.get(bid)
         if blend is None:
+            parent = _parent_of(model_data.blends.items(), bid)
+            if parent is not None:
+                raise ModelDataError(
+                    f"this id is a child (a source) of parent {parent}; give the parent's id",
+                    blend_id=bid,
+                )
             n = len(model_data.blends)
             hint = (
                 f" (the model data holds only blend {next(iter(model_data.blends))}: "
                 "was it read with other blend_ids?)"
                 if n == 1
-                else f" (the model data holds {n} blends; a parent that was skipped or "
+                else f" ({describe_ids(model_data.blends)}; a parent that was skipped or "
                 "failed has no models)"
             )
             raise ModelDataError("no such blend" + hint, blend_id=bid)
@@ -179,7 +185,18 @@ def _blend_data(model_data, blend_id) -> tuple[int, BlendData]:
     try:
         return bid, model_data[bid]
     except KeyError:
-        raise ModelDataError("no such blend in the model file", blend_id=bid) from None
+        raise ModelDataError(
+            f"no such blend in the model file ({describe_ids(model_data.blend_ids())})",
+            blend_id=bid,
+        ) from None
+
+
+def _parent_of(blends, source_id: int) -> int | None:
+    """The parent whose blend holds source ``source_id``, or None."""
+    for pid, blend in blends:
+        if source_id in blend.sources:
+            return int(pid)
+    return None
 
 
 def _observed_psfs(observed_psfs, bands: tuple[str, ...], centre, blend_id: int) -> np.ndarray:
@@ -351,10 +368,21 @@ class _MaskFootprint:
 
 
 def _footprint(footprint, data: BlendData, blend_id: int):
-    """A footprint object, or a boolean ``(h, w)`` mask on the blend box."""
+    """A footprint object, or a boolean ``(h, w)`` mask on the blend box.
+
+    A footprint with no pixel in the blend box (another parent's) is refused: every
+    pixel would get zero weight and the fit would silently see no data.
+    """
+    owner = "the footprint given"
     if hasattr(footprint, "getFootprint"):  # a catalog record
+        record_id = footprint.getId() if hasattr(footprint, "getId") else None
+        if record_id is not None and int(record_id) != int(blend_id):
+            owner = f"the footprint of record {int(record_id)}"
         footprint = footprint.getFootprint()
-    if footprint is None or hasattr(footprint, "spans"):
+    if footprint is None:
+        return footprint
+    if hasattr(footprint, "spans"):
+        _check_overlap(footprint, data, blend_id, owner)
         return footprint
     mask = np.asarray(footprint)
     if mask.shape != tuple(data.shape):
@@ -363,7 +391,33 @@ def _footprint(footprint, data: BlendData, blend_id: int):
             blend_id=blend_id,
             field="footprint",
         )
+    if not mask.any():
+        raise ModelDataError(
+            "the footprint mask given has no pixel set: every pixel would get zero weight",
+            blend_id=blend_id,
+            field="footprint",
+        )
     return _MaskFootprint(mask.astype(bool), data.bbox)
+
+
+def _check_overlap(footprint, data: BlendData, blend_id: int, owner: str) -> None:
+    """Raise when ``footprint`` has no pixel inside the blend box."""
+    from vermilion.core.bbox import Box
+
+    fbox = footprint.bbox if isinstance(footprint.bbox, Box) else footprint.getBBox()
+    if not isinstance(fbox, Box):  # an lsst.geom.Box2I
+        fbox = Box((fbox.getHeight(), fbox.getWidth()), (fbox.getMinY(), fbox.getMinX()))
+    inside = 0
+    if fbox.overlaps(data.bbox):
+        _, s_fp = data.bbox.overlapped_slices(fbox)
+        inside = int(np.count_nonzero(np.asarray(footprint.spans.as_array())[s_fp]))
+    if inside == 0:
+        raise ModelDataError(
+            f"{owner} (box {fbox}) does not overlap blend {blend_id} (box {data.bbox}): "
+            "every pixel would get zero weight; give this blend's own parent footprint",
+            blend_id=blend_id,
+            field="footprint",
+        )
 
 
 def multiband_data_to_blend(
@@ -440,11 +494,12 @@ def multiband_data_to_blend(
             cut = _cutout(mexposure, data, bands, bid)
             if bad_mask is None:
                 bad_mask = exposure_mask_bits(cut, config.get("badMask", ()))
+            fp = _footprint(footprint, data, bid)
             try:
                 observation = observation_from_exposure(
                     cut,
                     bbox=data.bbox,
-                    footprint=_footprint(footprint, data, bid),
+                    footprint=fp,
                     bad_mask=bad_mask,
                     model_psf=data.model_psf,
                     use_weights=bool(config.get("useWeights", True)),

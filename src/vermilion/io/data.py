@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vermilion.core.notebook import picture_png
+
 from . import registry
 from ._fields import NOWHERE, Where, as_bands, user_array
 from .components import (
@@ -212,6 +214,11 @@ class BlendData:
             f"BlendData(origin={self.origin}, shape={self.shape}, "
             f"n_sources={len(self.sources)}, bands={self.bands})"
         )
+
+    def _repr_png_(self) -> bytes | None:
+        """A picture in Jupyter (drawn by `vermilion.display` when asked, see
+        `vermilion.core.notebook`)."""
+        return picture_png(self)
 
 
 class ModelData:
@@ -425,6 +432,11 @@ class ModelData:
             f"ModelData(bands={self.bands}, n_blends={len(self.blends)}, "
             f"n_isolated={len(self.isolated)}, version={self.version!r})"
         )
+
+    def _repr_png_(self) -> bytes | None:
+        """A picture in Jupyter (drawn by `vermilion.display` when asked, see
+        `vermilion.core.notebook`)."""
+        return picture_png(self)
 
 
 #: Rubin's name of `ModelData` (``lsst.scarlet.lite.io.ScarletModelData``).

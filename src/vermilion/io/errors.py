@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelDataError"]
+__all__ = ["ModelDataError", "describe_ids"]
 
 
 class ModelDataError(ValueError):
@@ -87,3 +87,30 @@ class ModelDataError(ValueError):
 
 def _rebuild(reason, blend_id, source_id, field, path) -> ModelDataError:
     return ModelDataError(reason, blend_id=blend_id, source_id=source_id, field=field, path=path)
+
+
+def describe_ids(ids, what: str = "blend", limit: int = 5) -> str:
+    """A short phrase listing the ids that exist, for an error on an unknown id.
+
+    Parameters
+    ----------
+    ids
+        The ids that exist.
+    what
+        What they are the ids of (``"blend"``, ``"source"``).
+    limit
+        At most this many ids are written; the rest are counted.
+
+    Returns
+    -------
+    str
+        E.g. ``"it holds 3 blends: 1, 2, 5"``, or with more ids than ``limit``
+        ``"it holds 40 blends: 1, 2, 3, 4, 5, ... (35 more)"``.
+    """
+    ids = sorted(int(i) for i in ids)
+    if not ids:
+        return f"it holds no {what}s"
+    shown = ", ".join(str(i) for i in ids[:limit])
+    more = f", ... ({len(ids) - limit} more)" if len(ids) > limit else ""
+    plural = what if len(ids) == 1 else f"{what}s"
+    return f"it holds {len(ids)} {plural}: {shown}{more}"

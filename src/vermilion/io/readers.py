@@ -18,7 +18,7 @@ from typing import Any
 from ._fields import NOWHERE, as_id
 from .components import IsolatedSourceData
 from .data import BlendData, ModelData
-from .errors import ModelDataError
+from .errors import ModelDataError, describe_ids
 
 __all__ = ["DECODE_ERRORS", "ModelDataReader", "gc_paused"]
 
@@ -211,7 +211,10 @@ class ModelDataReader(Mapping):
                 isolated.append(bid)
             else:
                 raise ModelDataError(
-                    "no blend or isolated source with this id", blend_id=bid, path=self.path
+                    "no blend or isolated source with this id; "
+                    + describe_ids(self.blend_ids(), "blend"),
+                    blend_id=bid,
+                    path=self.path,
                 )
         return blends, isolated
 

@@ -17,6 +17,8 @@ from vermilion._lazy import lazy_exports
 from .config import CONFIG_KEY, DeblendConfig, ScarletDeblendConfig
 
 if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
+    from .arrays import deblend, detect_and_deblend
+    from .background import BACKGROUND_KEY, PatchBackground
     from .footprints import update_catalog_footprints, updateCatalogFootprints
     from .patches import (
         DEFAULT_DEBLEND_RUN,
@@ -38,17 +40,21 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
     from .task import DeblendTask
 
 __all__ = [
+    "BACKGROUND_KEY",
     "CONFIG_KEY",
     "DEFAULT_DEBLEND_RUN",
     "BlendLoader",
     "DeblendConfig",
     "DeblendSummary",
     "DeblendTask",
+    "PatchBackground",
     "PatchResult",
     "ScarletDeblendConfig",
     "add_source",
+    "deblend",
     "deblend_patch",
     "deblend_patches",
+    "detect_and_deblend",
     "ingest_simulated_patch",
     "load_blend",
     "patch_blends",
@@ -61,6 +67,8 @@ __all__ = [
 
 #: Submodule -> the names it exports, imported on first access (see `vermilion._lazy`).
 _EXPORTS = {
+    "arrays": ("deblend", "detect_and_deblend"),
+    "background": ("BACKGROUND_KEY", "PatchBackground"),
     "task": ("DeblendTask",),
     "footprints": ("update_catalog_footprints", "updateCatalogFootprints"),
     "simulated": ("ingest_simulated_patch",),

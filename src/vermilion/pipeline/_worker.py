@@ -23,6 +23,8 @@ from vermilion.core import (
 )
 
 from .config import DeblendConfig
+from .measure import BlendMeasures, measure_blend
+from .pool import worker_lifeline
 
 __all__ = ["BlendJob", "BlendResult", "Settings", "deblend_blend", "run_chunk"]
 
@@ -105,6 +107,7 @@ class BlendResult:
     n_components: np.ndarray | None = None  # (n,)
     flux_masks: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
     blend_data: Any = None
+    measures: BlendMeasures | None = None
     seconds: float = 0.0
 
 
@@ -164,16 +167,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
         fit_spectra = config.setSpectra and (
             cutoff == 0 or len(centers) * int(job.footprint.sum()) <= cutoff
         )
-        sources = init_all_sources(
-            obs,
-            centers,
-            min_snr=config.init_min_snr,
-            thresh=config.morphThresh,
-            max_components=config.max_components,
-            bg_thresh=config.backgroundThresh,
-            fit_spectra=fit_spectra,
-            monotonic_slack=config.monotonicSlack,
-        )
+        sources = init_all_sources(obs, centers, fit_spectra=fit_spectra, **config.init_options())
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)
         blend = Blend(sources, obs, metadata={"parent_id": job.parent_id})
@@ -199,6 +193,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
                 f"the fitted model is not finite after {iterations} iterations (logL={log_l})"
             )
         weight_sources(blend)
+        measures = measure_blend(blend)
         flux = np.zeros_like(model_flux)
         masks = []
         for i, s in enumerate(blend.sources):
@@ -231,6 +226,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             n_components=np.array([len(s.components) for s in blend.sources], np.int32),
             flux_masks=masks,
             blend_data=data,
+            measures=measures,
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:
@@ -250,9 +246,15 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
 _SETTINGS: Settings | None = None
 
 
-def init_worker(settings: Settings) -> None:
-    """Process-pool initializer: keep the patch's shared settings in this process."""
+def init_worker(settings: Settings, parent: int | None = None) -> None:
+    """Process-pool initializer: keep the patch's shared settings in this process.
+
+    With ``parent`` (the pid of the process that started the pool) the worker ends
+    when that process dies and ignores Ctrl-C (`vermilion.pipeline.pool.worker_lifeline`).
+    """
     global _SETTINGS
+    if parent is not None:
+        worker_lifeline(parent)
     _SETTINGS = settings
 
 

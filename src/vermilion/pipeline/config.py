@@ -16,20 +16,41 @@ import dataclasses
 import functools
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vermilion.core.masks import MASK_PLANES
 from vermilion.io.metadata import RECORDED_CONFIG_KEY
 
-__all__ = ["CONFIG_KEY", "DeblendConfig", "ScarletDeblendConfig"]
+__all__ = [
+    "BACKGROUND_MODES",
+    "CONFIG_KEY",
+    "KNOWN_MASK_PLANES",
+    "DeblendConfig",
+    "ScarletDeblendConfig",
+]
 
 #: Key under which the config is recorded in model-data metadata and catalog meta (defined
 #: by io, whose rebuild reads the recorded settings back).
 CONFIG_KEY = RECORDED_CONFIG_KEY
 
 _SOURCE_MODELS = ("single", "double", "compact")
+#: Values of `DeblendConfig.background` (see `vermilion.pipeline.background`).
+BACKGROUND_MODES = ("auto", "subtract", "none")
+#: Mask planes ``badMask`` may name: ours, and the standard planes of Rubin's exposures
+#: (planes an exposure does not define select no pixel).
+KNOWN_MASK_PLANES = frozenset(MASK_PLANES) | frozenset(
+    (
+        "BAD", "CLIPPED", "CR", "CROSSTALK", "DETECTED", "DETECTED_NEGATIVE", "EDGE",
+        "INEXACT_PSF", "INJECTED", "INJECTED_TEMPLATE", "INTRP", "ITL_DIP", "NOT_DEBLENDED",
+        "NO_DATA", "REJECTED", "SAT", "SAT_TEMPLATE", "SENSOR_EDGE", "SPIKE", "STREAK",
+        "SUSPECT", "UNMASKEDNAN", "VIGNETTED", "BRIGHT_OBJECT", "INVALID",
+    )
+)  # fmt: skip
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONVOLUTIONS = ("fft", "real")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
@@ -104,6 +125,24 @@ class DeblendConfig:
     badMask : tuple of str, default ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
         Mask planes whose pixels get zero weight (planes the exposure does not
         define are ignored).
+    background : {"auto", "subtract", "none"}, default "auto"
+        The sky left in the coadds (`vermilion.pipeline.background`), estimated per
+        band as detection does (`vermilion.detect.estimate_background`): "auto"
+        subtracts a band's background before fitting when its largest absolute level
+        exceeds ``backgroundSignificance`` times the band's median pixel noise (a
+        background-subtracted coadd is left as it is, bit for bit); "subtract"
+        always subtracts it; "none" never. What was done is recorded in the
+        catalog's ``meta["deblend_background"]``. Not a Rubin field (Rubin's coadds
+        are background-subtracted).
+    backgroundSignificance : float, default 0.5
+        Threshold of ``background="auto"``, in units of the median pixel noise.
+        Background-subtracted coadds estimate 0.01 to 0.07 (`vermilion.sim` patches)
+        and 0.15 to 0.39 (the HSC cutout of `vermilion.data.hsc_blend`, 58 x 48
+        pixels, where the sky is the wings of its galaxies); sky left in a coadd is
+        usually many times the noise.
+    backgroundCell : int, default 128
+        Mesh cell of the background estimate in pixels (as
+        `vermilion.detect.DetectionConfig.background_cell`).
 
     Which parents are deblended
     ---------------------------
@@ -147,6 +186,9 @@ class DeblendConfig:
     minSNR: float = 10.0
     useWeights: bool = True
     badMask: tuple[str, ...] = ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
+    background: str = "auto"
+    backgroundSignificance: float = 0.5
+    backgroundCell: int = 128
     convolutionType: str = "fft"
     sourceModel: str = "double"
     setSpectra: bool = True
@@ -174,6 +216,19 @@ class DeblendConfig:
 
         need(self.maxIter >= 1, "maxIter", "must be >= 1")
         need(self.minIter >= 0, "minIter", "must be >= 0")
+        # the default minIter above a small maxIter is fine: the fit stops at maxIter
+        default_min = type(self).__dataclass_fields__["minIter"].default
+        need(
+            self.minIter <= self.maxIter or self.minIter == default_min,
+            "minIter",
+            f"must be <= maxIter ({self.maxIter})",
+        )
+        unknown = [p for p in self.badMask if p not in KNOWN_MASK_PLANES]
+        need(
+            not unknown,
+            "badMask",
+            f"names unknown mask plane(s) {unknown} (known: {sorted(KNOWN_MASK_PLANES)})",
+        )
         need(
             math.isfinite(self.relativeError) and self.relativeError > 0,
             "relativeError",
@@ -205,6 +260,15 @@ class DeblendConfig:
             f"must be one of {_CONVOLUTIONS}",
         )
         need(self.sourceModel in _SOURCE_MODELS, "sourceModel", f"must be one of {_SOURCE_MODELS}")
+        need(
+            self.background in BACKGROUND_MODES, "background", f"must be one of {BACKGROUND_MODES}"
+        )
+        need(
+            math.isfinite(self.backgroundSignificance) and self.backgroundSignificance >= 0,
+            "backgroundSignificance",
+            "must be >= 0",
+        )
+        need(self.backgroundCell >= 1, "backgroundCell", "must be >= 1")
         for name in (
             "maxSpectrumCutoff",
             "maxNumberOfPeaks",
@@ -228,6 +292,24 @@ class DeblendConfig:
     def init_min_snr(self) -> float:
         """The ``min_snr`` of the initialization (infinite for ``sourceModel="compact"``)."""
         return math.inf if self.sourceModel == "compact" else float(self.minSNR)
+
+    def init_options(self) -> dict[str, Any]:
+        """How the pipeline initializes sources with this config.
+
+        Returns
+        -------
+        dict
+            Keyword arguments of `vermilion.core.init_all_sources` and
+            `vermilion.core.Chi2InitParameters`: ``min_snr``, ``thresh``,
+            ``max_components``, ``bg_thresh`` and ``monotonic_slack``.
+        """
+        return {
+            "min_snr": self.init_min_snr,  # infinite for "compact": model-PSF sources
+            "thresh": self.morphThresh,
+            "max_components": self.max_components,
+            "bg_thresh": self.backgroundThresh,
+            "monotonic_slack": self.monotonicSlack,
+        }
 
     def parameterization(self) -> functools.partial:
         """How the pipeline parameterizes components: proximal ADAM with this config.
@@ -299,7 +381,10 @@ class DeblendConfig:
             key = key.strip()
             if not sep or not key:
                 raise ValueError(f"Config override {arg!r} is not of the form name=value")
-            changes[key] = _parse_text(text.strip())
+            try:
+                changes[key] = _parse_text(text.strip())
+            except ValueError as exc:
+                raise ValueError(f"Config override {arg!r}: {exc}") from None
         return base.override(changes)
 
     @classmethod
@@ -372,7 +457,10 @@ def _parse_text(text: str) -> Any:
 
     try:
         return yaml.safe_load(text) if text else ""
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if text[:1] in "[{":  # a list or mapping that does not close: never a plain string
+            first = str(exc).strip().splitlines()[0]
+            raise ValueError(f"{text!r} is not a valid list or mapping ({first})") from None
         return text
 
 
@@ -386,7 +474,15 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
             value = []
         if not isinstance(value, Iterable):
             raise ValueError(f"{where} must be a list of names, got {value!r}")
-        items = tuple(str(v) for v in value)
+        if isinstance(value, Mapping):
+            raise ValueError(f"{where} must be a list of names, got {value!r}")
+        items = tuple(value)
+        for item in items:
+            if not isinstance(item, str) or not _NAME_RE.fullmatch(item):
+                raise ValueError(
+                    f"{where} must be a list of names such as [BAD, SAT] or BAD,SAT; "
+                    f"{item!r} is not a name"
+                )
         return items
     if kind == "bool":
         if isinstance(value, bool):

@@ -32,12 +32,18 @@ from vermilion.repo.butler import (
     DEFAULT_DEBLEND_RUN,
     EXPOSURE_DATASET,
     MODEL_DATASET,
+    band_order_key,
     default_skymap,
+    get_skymap,
+    repo_bands,
     repo_root,
 )
+from vermilion.repo.names import check_collection_names, check_run_name
 
+from .arrays import detect_and_deblend
 from .config import DeblendConfig
-from .task import DeblendTask, default_workers
+from .pool import sigint_ignored
+from .task import default_workers
 
 __all__ = [
     "CATALOG_DATASET",
@@ -47,6 +53,9 @@ __all__ = [
     "PatchResult",
     "deblend_patch",
     "deblend_patches",
+    "detect_and_deblend",
+    "patch_bands",
+    "sort_bands",
 ]
 
 _log = logging.getLogger(__name__)
@@ -61,7 +70,6 @@ _LOCAL_SCHEDULERS = {
     "processes": "processes",
     "multiprocessing": "processes",
 }
-_BAND_ORDER = "ugrizyUGRIZY"
 
 
 @dataclass
@@ -108,6 +116,8 @@ class DeblendSummary:
     skipped_blends: int = 0
     seconds: float = 0.0
     results: list[PatchResult] = field(default_factory=list)
+    output: str = ""
+    output_run: str = ""
 
     @property
     def sources_per_second(self) -> float:
@@ -140,6 +150,11 @@ class DeblendSummary:
             f"sources: {self.sources}",
             f"time: {self.seconds:.1f} s ({self.sources_per_second:.1f} sources/s)",
         ]
+        if self.output:
+            run = f"run {self.output_run}" if self.output_run else "unchanged: nothing new"
+            lines.append(f"output: {self.output} ({run})")
+        elif self.output_run:
+            lines.append(f"output run: {self.output_run}")
         for r in self.results:
             if r.status == "failed":
                 lines.append(f"  tract {r.tract} patch {r.patch} failed: {r.error}")
@@ -155,8 +170,12 @@ def _repo_root(repo: Any) -> str:
     return repo_root(repo)
 
 
-def _band_key(band: str) -> tuple[int, str]:
-    return (_BAND_ORDER.index(band) if band in _BAND_ORDER else len(_BAND_ORDER), band)
+def sort_bands(bands: Iterable[str]) -> list[str]:
+    """Band names, once each, in wavelength order (ugrizy, then others by name).
+
+    The order in which every runner stacks a patch's bands, so that their outputs agree.
+    """
+    return sorted({str(b) for b in bands}, key=band_order_key)
 
 
 def patch_bands(butler: Any, data_id: Mapping[str, Any], collections: Sequence[str]) -> list[str]:
@@ -164,16 +183,82 @@ def patch_bands(butler: Any, data_id: Mapping[str, Any], collections: Sequence[s
     refs = butler.query_datasets(
         EXPOSURE_DATASET, collections=list(collections), data_id=dict(data_id), explain=False
     )
-    return sorted({str(ref.dataId["band"]) for ref in refs}, key=_band_key)
+    return sort_bands(ref.dataId["band"] for ref in refs)
 
 
-def _existing_outputs(butler: Any, data_id: Mapping[str, Any], run: str) -> dict[str, Any]:
+def check_patch_bands(
+    butler: Any,
+    data_id: Mapping[str, Any],
+    collections: Sequence[str],
+    bands: Sequence[str] | None = None,
+) -> list[str]:
+    """The bands to deblend a patch in; refuse a patch whose bands differ from those asked for.
+
+    Parameters
+    ----------
+    butler
+        The repository.
+    data_id
+        ``skymap``, ``tract`` and ``patch``; a tract or patch that is not in the sky
+        map is refused with the sky map's tracts (or patches).
+    collections
+        Where the coadds are searched.
+    bands
+        The bands asked for; None asks for every band of the repository.
+
+    Returns
+    -------
+    list of str
+        ``bands``, or the repository's bands when None.
+
+    Raises
+    ------
+    vermilion.repo.DataIdError
+        The tract or patch is not in the sky map.
+    LookupError
+        The patch has no coadd at all, or lacks some of the bands asked for (the
+        message names them, and the option that deblends the bands it has).
+    """
+    get_skymap(butler, data_id["skymap"]).patch(data_id["tract"], data_id["patch"])
+    where = f"tract {data_id['tract']} patch {data_id['patch']}"
+    have = patch_bands(butler, data_id, collections)
+    if not have:
+        raise LookupError(f"No {EXPOSURE_DATASET} for {where} in {list(collections)}")
+    asked = sort_bands(repo_bands(butler)) if bands is None else [str(b) for b in bands]
+    missing = [b for b in asked if b not in have]
+    if missing:
+        which = "the repository's bands" if bands is None else "the bands asked for"
+        raise LookupError(
+            f"{where} has coadds in band(s) {_words(have)} only, not in {_words(missing)} "
+            f"of {which} ({_words(asked)}) in {list(collections)}: ingest the missing "
+            f"band(s), or deblend the bands it has with --bands {_words(have)} "
+            f"(bands={have!r})"
+        )
+    return have if bands is None else asked
+
+
+def _words(bands: Sequence[str]) -> str:
+    """``gri`` for one-letter bands, ``g,r,N921`` otherwise (as ``--bands`` takes them)."""
+    return "".join(bands) if all(len(b) == 1 for b in bands) else ",".join(bands)
+
+
+def _existing_outputs(
+    butler: Any, data_id: Mapping[str, Any], collections: str | Sequence[str]
+) -> dict[str, Any]:
     out = {}
     for name in _OUTPUTS:
-        ref = butler.find_dataset(name, dict(data_id), collections=run)
+        ref = butler.find_dataset(name, dict(data_id), collections=collections)
         if ref is not None:
             out[name] = ref
     return out
+
+
+def _all_stored(butler: Any, refs: Mapping[str, Any]) -> bool:
+    """Whether the files of ``refs`` are all there (not deleted by hand)."""
+    try:
+        return all(butler.stored_many(list(refs.values())).values())
+    except Exception:  # a datastore that cannot tell: trust the registry
+        return True
 
 
 def deblend_patch(
@@ -191,6 +276,7 @@ def deblend_patch(
     mp_context: str = "spawn",
     detect_kwargs: Mapping[str, Any] | None = None,
     raise_errors: bool = False,
+    skip_existing_in: str | Sequence[str] | None = None,
 ) -> PatchResult:
     """Detect, deblend and write one patch (idempotent).
 
@@ -205,7 +291,8 @@ def deblend_patch(
     skymap
         Sky map name (default: the repository's only one).
     bands
-        Bands to use (default: every band with a ``deepCoadd_calexp`` of the patch).
+        Bands to use (default: every band of the repository; a patch that lacks one
+        of the bands is refused, naming them: give the bands it has).
     input_collections
         Collections holding the coadds (default `vermilion.repo.DEFAULT_COADD_RUN`).
     output_run
@@ -222,12 +309,15 @@ def deblend_patch(
         catalog's ``meta["detect_config"]``.
     raise_errors
         Raise instead of returning a ``"failed"`` result.
+    skip_existing_in
+        Collection(s) where existing outputs mean the patch is done (default:
+        ``output_run``): the output chain, for ``vermilion deblend --output``, as
+        ``pipetask run --skip-existing-in``.
 
     Returns
     -------
     PatchResult
     """
-    from vermilion.detect.detection import detect_sources
     from vermilion.repo import MultibandExposure, open_repo
 
     start = time.perf_counter()
@@ -248,44 +338,36 @@ def deblend_patch(
 
         butler.collections.register(output_run, CollectionType.RUN)
         existing = _existing_outputs(butler, data_id, output_run)
-        if len(existing) == len(_OUTPUTS) and not redo:
+        done = (
+            existing
+            if skip_existing_in is None
+            else (_existing_outputs(butler, data_id, skip_existing_in))
+        )
+        if len(done) == len(_OUTPUTS) and not redo and _all_stored(butler, done):
             result.status = "skipped"
             result.seconds = time.perf_counter() - start
             return result
 
         t = time.perf_counter()
-        if bands is None:
-            bands = patch_bands(butler, data_id, input_collections)
-            if not bands:
-                raise LookupError(
-                    f"No {EXPOSURE_DATASET} for tract {tract} patch {patch} in "
-                    f"{list(input_collections)}"
-                )
+        bands = check_patch_bands(butler, data_id, input_collections, bands)
         mexp = MultibandExposure.from_butler(butler, list(bands), EXPOSURE_DATASET, **data_id)
         result.read_seconds = time.perf_counter() - t
 
         t = time.perf_counter()
-        kwargs = dict(detect_kwargs or {})
-        parents = detect_sources(
-            mexp.images,
-            mexp.variance,
-            mexp.mask,
-            mexp.psfs,
-            bands=mexp.bands,
-            yx0=mexp.bbox.origin,
-            mask_planes=mexp.mask_planes,
+        # the one path of vermilion.deblend on arrays too: same pixels, same catalog
+        parents, catalog, model_data, task = detect_and_deblend(
+            mexp,
+            config,
             tract=int(tract),
             patch=int(patch),
-            **kwargs,
+            skymap=skymap,
+            detect_kwargs=detect_kwargs,
+            workers=workers,
+            mp_context=mp_context,
         )
-        result.detect_seconds = time.perf_counter() - t
         result.n_parents = len(parents)
-
-        t = time.perf_counter()
-        task = DeblendTask(config, workers=workers, mp_context=mp_context)
-        catalog, model_data = task.run(mexp, parents)
-        result.deblend_seconds = time.perf_counter() - t
-        model_data.metadata["skymap"] = skymap
+        result.detect_seconds = task.timing.get("detect", 0.0)
+        result.deblend_seconds = time.perf_counter() - t - result.detect_seconds
         _count(result, catalog)
 
         t = time.perf_counter()
@@ -297,11 +379,26 @@ def deblend_patch(
             raise
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
-        _log.warning(
-            "tract %s patch %s failed: %s\n%s", tract, patch, result.error, traceback.format_exc()
-        )
+        if _lost_race(exc):
+            result.status = "skipped"
+            result.error = f"another run wrote tract {tract} patch {patch} to {output_run} first"
+        _log.warning("tract %s patch %s %s: %s", tract, patch, result.status, result.error)
+        _log.debug("%s", traceback.format_exc())
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` says another run stored the same outputs first."""
+    from lsst.daf.butler.registry import ConflictingDefinitionError
+
+    for _ in range(20):  # the chain of causes, bounded
+        if exc is None:
+            break
+        if isinstance(exc, ConflictingDefinitionError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _count(result: PatchResult, catalog: Any) -> None:
@@ -353,7 +450,8 @@ def deblend_patches(
     skymap: str | None = None,
     bands: Sequence[str] | None = None,
     input_collections: str | Sequence[str] | None = None,
-    output_run: str = DEFAULT_DEBLEND_RUN,
+    output_run: str | None = None,
+    output: str | None = None,
     detect_kwargs: Mapping[str, Any] | None = None,
     mp_context: str = "spawn",
     progress: bool = True,
@@ -383,7 +481,18 @@ def deblend_patches(
         them, each patch spreading its blends over ``workers // patches in flight``
         processes. Ignored for the processes of a remote scheduler's workers,
         where each patch uses one process per core its Dask worker has.
-    skymap, bands, input_collections, output_run, detect_kwargs, mp_context
+    output
+        The output collection, made as ``pipetask run -o`` makes it: a CHAINED
+        collection of ``[output_run, *input_collections]``; a rerun puts its new run
+        in front, and a patch whose outputs the chain already holds is skipped. A rerun
+        that writes nothing leaves the chain as it was. Default:
+        `DEFAULT_DEBLEND_RUN` (``vermilion/deblend``) when ``output_run`` is not given
+        either (in a repository where that name is a RUN, from before chains, the
+        outputs go into that run as they did then).
+    output_run
+        The run the outputs go to. With ``output``: default ``output/<timestamp>``.
+        Alone: that run only, no chain (patches done in it are skipped).
+    skymap, bands, input_collections, detect_kwargs, mp_context
         See `deblend_patch`.
     progress
         Show a progress bar over the patches (tqdm).
@@ -396,6 +505,11 @@ def deblend_patches(
     DeblendSummary
     """
     start = time.perf_counter()
+    if output_run is not None:
+        check_run_name(output_run)
+    if output is not None:
+        check_run_name(output)  # a chain's name follows the rules of run names
+    input_collections = check_collection_names(input_collections)
     patch_ids = [int(p) for p in patches]
     if len(set(patch_ids)) != len(patch_ids):
         raise ValueError(f"patches repeat: {patch_ids}")
@@ -404,18 +518,22 @@ def deblend_patches(
     if not patch_ids:
         return DeblendSummary(seconds=time.perf_counter() - start)
     n_dask, per_patch = _split_workers(len(patch_ids), workers)
+    inputs = _as_list(input_collections) or [DEFAULT_COADD_RUN]
+    output, output_run, new_run = _prepare_output(
+        root, output, output_run, inputs, (tract, patch_ids, skymap)
+    )
     kwargs = {
         "config": config,
         "skymap": skymap,
         "bands": None if bands is None else list(bands),
-        "input_collections": input_collections,
+        "input_collections": inputs,
         "output_run": output_run,
+        "skip_existing_in": output or output_run,
         "redo": redo,
         "workers": per_patch,
         "mp_context": mp_context,
         "detect_kwargs": None if detect_kwargs is None else dict(detect_kwargs),
     }
-    _prepare_run(root, output_run)
     bar = _patch_bar(len(patch_ids), progress)
     results: list[PatchResult] = []
 
@@ -438,19 +556,67 @@ def deblend_patches(
             _run_distributed(root, tract, patch_ids, kwargs, scheduler, n_dask, done)
     finally:
         bar.close()
+        dropped = new_run and _drop_if_empty(root, output_run)
     order = {p: i for i, p in enumerate(patch_ids)}
     results.sort(key=lambda r: order[r.patch])
-    return DeblendSummary.from_results(results, time.perf_counter() - start)
+    summary = DeblendSummary.from_results(results, time.perf_counter() - start)
+    summary.output, summary.output_run = output or "", "" if dropped else output_run
+    return summary
 
 
-def _prepare_run(root: str, output_run: str) -> None:
-    """Open the repository once here (a clear error early) and register the output run."""
+def _as_list(collections: str | Sequence[str] | None) -> list[str]:
+    if collections is None:
+        return []
+    return [collections] if isinstance(collections, str) else list(collections)
+
+
+def _prepare_output(
+    root: str,
+    output: str | None,
+    output_run: str | None,
+    inputs: Sequence[str],
+    where: tuple[int, Sequence[int], str | None],
+) -> tuple[str | None, str, bool]:
+    """Open the repository once here (a clear error early: an unknown tract or patch says
+    which exist); register the run and chain.
+
+    ``where`` is ``(tract, patch ids, skymap)``. Returns the output chain (None: a plain
+    run), the run and whether the run is new to this call (then removed again if nothing
+    was written into it).
+    """
     from lsst.daf.butler import CollectionType
 
     from vermilion.repo import open_repo
+    from vermilion.repo.collections import chain_output_run, collection_type
 
     butler = open_repo(root, writeable=True)
-    butler.collections.register(output_run, CollectionType.RUN)
+    tract, patch_ids, skymap = where
+    tract_info = get_skymap(butler, skymap)[tract]
+    for p in patch_ids:
+        tract_info.patch(p)
+    if output is None and output_run is not None:
+        butler.collections.register(output_run, CollectionType.RUN)
+        return None, output_run, False
+    if output is None:
+        output = DEFAULT_DEBLEND_RUN
+        if collection_type(butler, output) == "RUN":  # a repository from before chains
+            _log.info("%s is a RUN (made before output chains): writing into it", output)
+            return None, output, False
+    new_run = output_run is None or collection_type(butler, output_run) is None
+    run = chain_output_run(butler, output, inputs, output_run)
+    return output, run, new_run
+
+
+def _drop_if_empty(root: str, run: str) -> bool:
+    """Remove a run this call made and wrote nothing into (every patch done or failed)."""
+    from vermilion.repo import open_repo
+    from vermilion.repo.collections import remove_empty_run
+
+    try:
+        return remove_empty_run(open_repo(root, writeable=True), run)
+    except Exception as exc:  # pragma: no cover - the outputs are whole either way
+        _log.warning("could not remove the empty run %s: %s", run, exc)
+        return False
 
 
 def _patch_bar(total: int, enabled: bool):
@@ -509,12 +675,15 @@ def _run_distributed(
     cluster = None
     own_client = True
     if scheduler is None:
-        with dask.config.set({"distributed.worker.daemon": False}):
+        # its worker processes start with SIGINT ignored: Ctrl-C stops them through us
+        with dask.config.set({"distributed.worker.daemon": False}), sigint_ignored():
             cluster = LocalCluster(
                 n_workers=n_dask,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # no dashboard; its HTTP routes on a free port (not 8787, maybe in use)
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
             )
         client = Client(cluster)

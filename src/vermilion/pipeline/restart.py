@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vermilion.io.errors import describe_ids
 from vermilion.repo.butler import (
     CATALOG_DATASET,
     EXPOSURE_DATASET,
@@ -35,6 +36,8 @@ from vermilion.repo.butler import (
     check_repo,
     default_collections,
     default_skymap,
+    get_skymap,
+    repo_root,
 )
 
 from .config import CONFIG_KEY, DeblendConfig
@@ -58,6 +61,14 @@ __all__ = [
 ]
 
 
+def _deblend_hint(repo: str = "REPO", tract: Any = "T", patch: Any = "P") -> str:
+    """What to run when a patch has no deblender outputs."""
+    return (
+        f"run `vermilion deblend --repo {repo} --tract {tract} --patch {patch}` "
+        "(vermilion.pipeline.deblend_patches) first"
+    )
+
+
 def _collections(collections: str | Sequence[str] | None) -> list[str]:
     if collections is None:
         return default_collections()
@@ -71,8 +82,18 @@ def _open(repo: Any, collections: list[str] | None, writeable: bool = False) -> 
     from vermilion.repo import open_repo
 
     if isinstance(repo, str | os.PathLike):
+        from lsst.daf.butler import MissingCollectionError
+
         kwargs = {} if collections is None else {"collections": collections}
-        return open_repo(repo, writeable=writeable, **kwargs)
+        try:
+            return open_repo(repo, writeable=writeable, **kwargs)
+        except MissingCollectionError as exc:
+            from vermilion.repo.errors import DatasetMissingError
+
+            raise DatasetMissingError(
+                f"{exc} in {os.fspath(repo)}: nothing was deblended into it; "
+                f"{_deblend_hint(os.fspath(repo))}, or give the collections that hold the outputs"
+            ) from exc
     check_repo(repo)
     if writeable and not repo.isWriteable():
         raise ValueError("the butler is read-only: open the repository with writeable=True")
@@ -112,6 +133,7 @@ class BlendLoader:
         self.collections = _collections(collections)
         self.butler = _open(repo, self.collections)
         self.skymap = skymap or default_skymap(self.butler)
+        get_skymap(self.butler, self.skymap).patch(int(tract), int(patch))  # exists, or says so
         self.data_id = {"skymap": self.skymap, "tract": int(tract), "patch": int(patch)}
         self._catalog: SourceCatalog | None = None
         self._refs: dict[str, Any] = {}
@@ -130,12 +152,23 @@ class BlendLoader:
         key = dataset_type + "".join(f"/{v}" for v in extra.values())
         ref = self._refs.get(key)
         if ref is None:
+            from lsst.daf.butler import MissingCollectionError
+
             data_id = {**self.data_id, **extra}
-            ref = self.butler.find_dataset(dataset_type, data_id, collections=self.collections)
+            missing = ""
+            try:
+                ref = self.butler.find_dataset(dataset_type, data_id, collections=self.collections)
+            except MissingCollectionError as exc:  # e.g. the deblender's run, before any deblend
+                missing = f" ({exc})"
             if ref is None:
                 what = ", ".join(f"{k}={v!r}" for k, v in extra.items())
+                hint = ""
+                if not extra:
+                    where = (repo_root(self.butler), self.data_id["tract"], self.data_id["patch"])
+                    hint = f": was it deblended? {_deblend_hint(*where)}"
                 raise DatasetMissingError(
-                    f"No {dataset_type}{' (' + what + ')' if what else ''} for {self._where()}"
+                    f"No {dataset_type}{' (' + what + ')' if what else ''} for "
+                    f"{self._where()}{missing}{hint}"
                 )
             self._refs[key] = ref
         return ref
@@ -165,7 +198,8 @@ class BlendLoader:
         record = self.catalog.find(bid)
         if record is None:
             raise ValueError(
-                f"blend {bid}: no record with this id in the catalog of {self._where()}"
+                f"blend {bid}: no record with this id in the catalog of {self._where()} "
+                f"(deblended parents: {describe_ids(self.parent_ids(), 'parent')})"
             )
         if record.parent != 0:
             raise ValueError(
@@ -190,7 +224,10 @@ class BlendLoader:
                     f"({reason or 'no children'})"
                 ) from exc
             if "no blend" in str(exc):
-                raise ValueError(f"blend {bid}: not in the model data of {self._where()}") from exc
+                raise ValueError(
+                    f"blend {bid}: not in the model data of {self._where()} "
+                    f"({describe_ids(self.parent_ids(), 'parent')})"
+                ) from exc
             raise
 
     def exposure(self, bbox: Any, bands: Sequence[str]) -> MultibandExposure:
@@ -323,6 +360,8 @@ def add_source(
     center: tuple[int, int],
     metadata: Mapping[str, Any] | None = None,
     config: DeblendConfig | Mapping | None = None,
+    *,
+    min_separation: float = 2.0,
 ) -> Source:
     """Initialize a source at ``center`` and append it to ``blend.sources``.
 
@@ -341,11 +380,20 @@ def add_source(
         new catalog id when it has none.
     config
         A `DeblendConfig` (or mapping of its fields).
+    min_separation
+        Refuse a new peak closer than this many pixels to an existing source's peak
+        (it would duplicate that source); 0 adds it wherever it is.
 
     Returns
     -------
     vermilion.core.Source
         The new source (not yet parameterized: `warm_restart` does that).
+
+    Raises
+    ------
+    ValueError
+        A render-only blend, a peak outside the blend box, or one within
+        ``min_separation`` of an existing peak (the message names that source).
     """
     from vermilion.core import Chi2InitParameters, init_main_source
 
@@ -359,15 +407,8 @@ def add_source(
     cy, cx = (round(float(c)) for c in center)
     if not obs.bbox.contains((cy, cx)):
         raise ValueError(f"the new peak (y, x)=({cy}, {cx}) lies outside the blend box {obs.bbox}")
-    init = Chi2InitParameters(
-        obs,
-        None,
-        min_snr=config.init_min_snr,  # infinite for "compact": a model-PSF source
-        thresh=config.morphThresh,
-        max_components=config.max_components,
-        bg_thresh=config.backgroundThresh,
-        monotonic_slack=config.monotonicSlack,
-    )
+    blend.check_new_peak((cy, cx), min_separation)
+    init = Chi2InitParameters(obs, None, **config.init_options())
     source = init_main_source((cy, cx), init)
     source.metadata.update(dict(metadata or {}))
     blend.sources.append(source)
@@ -588,6 +629,26 @@ REPORT_FLAGS = (
 )
 
 
+def _models_skipping_damaged(butler: Any, tract: int, patch: int) -> Any:
+    """The patch's models; when some blends are damaged, the others (``.errors``: the damaged)."""
+    from vermilion.io import ModelData
+
+    try:
+        return butler.get(MODEL_DATASET, tract=tract, patch=patch)
+    except Exception as first:
+        ref = butler.find_dataset(MODEL_DATASET, tract=tract, patch=patch)
+        if ref is None:
+            raise
+        try:
+            with butler.getURI(ref).as_local() as local:
+                model = ModelData.read(local.ospath, on_error="skip")
+        except Exception:
+            raise first from None
+        if not model.errors:
+            raise
+        return model
+
+
 def patch_blends(
     repo: Any,
     tract: int,
@@ -611,25 +672,37 @@ def patch_blends(
     Returns
     -------
     iterator of (int, Blend, dict)
-        ``(parent id, blend, info)`` with ``info`` holding ``n_children`` and the set
-        ``flags`` of `REPORT_FLAGS`, as `vermilion.display.write_report` takes them.
+        ``(parent id, blend, info)`` with ``info`` holding ``n_children``, the set
+        ``flags`` of `REPORT_FLAGS` and ``sources``: per child id, its catalog columns
+        (``{name: value}``, the footprint left out), as `vermilion.display.write_report`
+        takes them (each source row of the report shows its id, fluxes and flags).
+        A blend whose stored models cannot be read is given as its `ModelDataError`
+        (the report shows it as unreadable).
     """
-    from vermilion.io import multiband_data_to_blend
+    from vermilion.io import ModelDataError, multiband_data_to_blend
     from vermilion.repo import MultibandExposure
 
-    butler = _open(repo, _collections(collections))
-    catalog = butler.get(CATALOG_DATASET, tract=tract, patch=patch)
-    reader = butler.get(MODEL_DATASET, tract=tract, patch=patch)
+    loader = BlendLoader(repo, tract, patch, collections)
+    butler = loader.butler
+    catalog = loader.catalog
+    reader = _models_skipping_damaged(butler, tract, patch)
     mexposure = MultibandExposure.from_butler(
         butler, reader.bands, EXPOSURE_DATASET, tract=tract, patch=patch
     )
-    ids = [int(i) for i in reader.blends]
+    ids = sorted(int(i) for i in [*reader.blends, *reader.errors])
     if max_blends is not None:
         ids = ids[:max_blends]
     for blend_id in ids:
         record = catalog.find(blend_id)
-        blend = multiband_data_to_blend(
-            reader, blend_id, mexposure=mexposure, footprint=record.getFootprint()
-        )
+        try:
+            blend = reader.errors.get(blend_id) or multiband_data_to_blend(
+                reader, blend_id, mexposure=mexposure, footprint=record.getFootprint()
+            )
+        except ModelDataError as exc:  # one damaged blend: shown as unreadable, others go on
+            blend = exc
         flags = [name for name in REPORT_FLAGS if name in record.colnames and bool(record[name])]
-        yield blend_id, blend, {"n_children": int(record["deblend_nChild"]), "flags": flags}
+        children = catalog.children(blend_id)
+        columns = [c for c in children.colnames if c != "footprint"]
+        sources = {int(child["id"]): {c: child[c] for c in columns} for child in children}
+        info = {"n_children": int(record["deblend_nChild"]), "flags": flags, "sources": sources}
+        yield blend_id, blend, info

@@ -53,8 +53,11 @@ from vermilion.core import Box
 # one evaluation of the mask bits and the PSF at a blend, shared with the restart (io)
 from vermilion.io.convert import exposure_mask_bits, exposure_psfs
 
+from . import measure
 from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker, run_chunk
+from .background import BACKGROUND_KEY, PatchBackground, footprint_mask
 from .config import CONFIG_KEY, DeblendConfig
+from .pool import check_pool_runs
 
 if TYPE_CHECKING:
     from vermilion.detect.catalog import SourceCatalog
@@ -163,7 +166,14 @@ class DeblendTask:
         catalog = parents.copy()
         if not len(catalog) == 0 and "footprint" not in catalog.colnames:
             raise ValueError("parents has no footprint column: run vermilion.detect first")
+        #: the background of each band, subtracted where config.background says so
+        self.background = PatchBackground.estimate(
+            images, variance, mask, bad_mask, bands, config, footprint_mask(catalog, ebox)
+        )
+        images = self.background.apply(images)
         _ensure_columns(catalog, bands)
+        flux_unit = getattr(mexposure, "flux_unit", None) or measure.DEFAULT_FLUX_UNIT
+        measure.ensure_measured_columns(catalog, bands, flux_unit)
         plan = _plan(catalog, config, ebox)
         self.timing = {"prepare": time.perf_counter() - t0}
 
@@ -204,7 +214,7 @@ class DeblendTask:
             model_data.blends[pid] = model_data.attach(result.blend_data)
             children.add_blend(catalog, row, result)
         for row in plan.isolated_rows:
-            children.add_isolated(catalog, row, images, ebox, bad_mask, mask)
+            children.add_isolated(catalog, row, images, variance, ebox, bad_mask, mask)
         out = children.stack(catalog)
         offset = len(catalog)
         for row, key in children.isolated_keys:
@@ -218,7 +228,9 @@ class DeblendTask:
                 metadata={"id": child_id, "peak_id": int(catalog["peak_id"][row])},
             )
         _rekey_sources(model_data, np.asarray(out["id"])[offset:], children.blend_keys)
+        measure.add_sky_coordinates(out, getattr(mexposure, "wcs", None))
         out.meta[CONFIG_KEY] = config.to_dict()
+        out.meta[BACKGROUND_KEY] = model_data.metadata[BACKGROUND_KEY] = self.background.summary()
         self.timing["assemble"] = time.perf_counter() - t2
         return out, model_data
 
@@ -503,7 +515,11 @@ def _run_pool(
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=ctx, initializer=init_worker, initargs=(settings,)
+            max_workers=n_workers,
+            mp_context=ctx,
+            initializer=init_worker,
+            # forkserver workers are the server's children: no parent to watch
+            initargs=(settings, None if mp_context == "forkserver" else os.getpid()),
         )
 
     pool = new_pool()
@@ -530,6 +546,7 @@ def _run_pool(
                 except BrokenProcessPool:
                     broken = True
                     if future in solo:
+                        check_pool_runs(new_pool, chunk[0])
                         results[chunk[0]] = BlendResult(
                             chunk[0],
                             0,
@@ -593,6 +610,7 @@ class _ChildColumns:
         self.n_components: list[int] = []
         self.model_flux: list[np.ndarray] = []
         self.flux: list[np.ndarray] = []
+        self.measured = measure.MeasuredColumns(bands)
         #: (parent id, first child position, count) of every deblended blend
         self.blend_keys: list[tuple[int, int, int]] = []
         #: (parent row, child position) of isolated parents
@@ -624,6 +642,9 @@ class _ChildColumns:
         self.model_flux.extend(result.model_flux)
         self.flux.extend(result.flux)
         self.blend_keys.append((pid, start, n))
+        self.measured.add_blend(result.measures, n)
+        if result.measures is not None:
+            measure.set_parent_centroid(catalog, row, result.measures.parent_centroid)
         catalog["deblend_nComponents"][row] = int(result.n_components.sum())
 
     def add_isolated(
@@ -631,6 +652,7 @@ class _ChildColumns:
         catalog: SourceCatalog,
         row: int,
         images: np.ndarray,
+        variance: np.ndarray,
         ebox: Box,
         bad_mask: int,
         mask: np.ndarray | None,
@@ -646,6 +668,12 @@ class _ChildColumns:
             inside = inside & ((mask[cut] & bad_mask) == 0)
         pixels = np.where(inside & np.isfinite(images[cut]), images[cut], 0)
         flux = pixels.sum(axis=(1, 2), dtype=np.float64)
+        inside = np.broadcast_to(inside & np.isfinite(images[cut]), pixels.shape)
+        flux_err, centroid, moments = measure.measure_image(
+            pixels, variance[cut], inside, box.origin
+        )
+        self.measured.add_isolated(flux_err, centroid, moments)
+        measure.set_parent_centroid(catalog, row, centroid)
         self.isolated_keys.append((row, len(self.parent)))
         self.footprints.append(Footprint(fp.spans, fp.peaks[:1]))
         self.parent.append(int(catalog["id"][row]))
@@ -690,6 +718,7 @@ class _ChildColumns:
         for b, band in enumerate(self.bands):
             columns[f"deblend_scarletFlux_{band}"] = model_flux[:, b]
             columns[f"deblend_reapportionedFlux_{band}"] = flux[:, b]
+        columns.update(self.measured.columns())
         meta = dict(catalog.meta)
         children = SourceCatalog.from_footprints(
             self.footprints,

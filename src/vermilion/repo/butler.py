@@ -37,6 +37,7 @@ __all__ = [
     "SKYMAP_DATASET",
     "SKYMAP_RUN",
     "TRUTH_DATASET",
+    "band_order_key",
     "butler_errors",
     "check_data_id",
     "check_repo",
@@ -79,11 +80,20 @@ DEFAULT_COADD_RUN = "vermilion/coadd"
 """Default run for ingested coadds and truth catalogs."""
 
 DEFAULT_DEBLEND_RUN = "vermilion/deblend"
-"""Default output run of the deblender."""
+"""Default output collection of the deblender.
+
+A CHAINED collection ``[vermilion/deblend/<timestamp>, ..., vermilion/coadd]``, newest
+run first, as ``pipetask run -o`` makes it (`vermilion.repo.collections`); a RUN in
+repositories deblended before output chains.
+"""
 
 
 def default_collections() -> list[str]:
-    """Where the deblender's outputs and the coadds are: its output run, then the coadds."""
+    """Where the deblender's outputs and the coadds are: its output chain, then the coadds.
+
+    The chain holds the coadds too; naming them again keeps repositories whose
+    ``vermilion/deblend`` is a RUN (from before chains) readable.
+    """
     return [DEFAULT_DEBLEND_RUN, DEFAULT_COADD_RUN]
 
 
@@ -136,6 +146,15 @@ def repo_root(butler: Butler) -> str:
     if getattr(root, "scheme", "") == "file":
         return root.ospath.rstrip("/") or "/"
     return str(root)
+
+
+#: The wavelength order of the usual bands; other bands sort after them, by name.
+BAND_ORDER = "ugrizyUGRIZY"
+
+
+def band_order_key(band: str) -> tuple[int, str]:
+    """Sort key putting bands in wavelength order (``ugrizy``), other bands after them."""
+    return (BAND_ORDER.index(band) if band in BAND_ORDER else len(BAND_ORDER), band)
 
 
 def repo_bands(butler: Butler) -> list[str]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from vermilion.core.bbox import Box
 from vermilion.core.masks import MASK_PLANES
+from vermilion.core.notebook import picture_png
 from vermilion.core.psf import stack_psfs
 
 from .boxes import as_box, check_inside, is_box
@@ -302,3 +303,8 @@ class MultibandExposure:
 
     def __repr__(self) -> str:
         return f"MultibandExposure(bands={self.bands}, bbox={self.bbox})"
+
+    def _repr_png_(self) -> bytes | None:
+        """A picture in Jupyter (drawn by `vermilion.display` when asked, see
+        `vermilion.core.notebook`)."""
+        return picture_png(self)

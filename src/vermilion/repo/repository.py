@@ -20,10 +20,12 @@ from .butler import (
     SKYMAP_RUN,
     TRUTH_DATASET,
     check_repo,
+    get_skymap,
     repo_bands,
     vermilion_version,
 )
 from .errors import RepoError
+from .names import check_collection_names, check_run_name
 from .skymap import SkyMap
 
 if TYPE_CHECKING:
@@ -271,25 +273,53 @@ def open_repo(path: str | os.PathLike, *, writeable: bool = False, **kwargs: Any
     """
     from lsst.daf.butler import Butler
 
+    if kwargs.get("run") is not None:
+        check_run_name(kwargs["run"])
+    check_collection_names(kwargs.get("collections"))
     root = os.fspath(path)
-    if "://" not in root and not os.path.exists(root):
-        raise RepoError(f"No data repository at {root}")
+    if "://" not in root:
+        if not os.path.exists(root):
+            raise RepoError(f"No data repository at {root}")
+        if not os.path.isdir(root) and not root.endswith((".yaml", ".json")):
+            raise RepoError(f"{root} is a file, not a data repository folder")
+        if os.path.isdir(root) and not os.path.exists(os.path.join(root, "butler.yaml")):
+            raise RepoError(f"{root} is not a data repository (it has no butler.yaml)")
     butler = Butler.from_config(root, writeable=writeable, **kwargs)
     check_repo(butler, where=root)
     return butler
 
 
 def describe_repo(butler: Butler) -> dict[str, Any]:
-    """A summary: version, sky maps, bands, runs and dataset counts per dataset type."""
+    """A summary: version, sky maps (with their geometry), bands, runs and dataset counts.
+
+    ``"skymap_geometry"`` gives, per sky map: its tracts (id -> centre ``[ra, dec]``
+    in degrees), ``patches`` (nx, ny per tract), ``patch_shape`` (h, w pixels),
+    ``pixel_scale`` (arcsec per pixel) and ``patch_border`` (pixels).
+    """
     version = check_repo(butler)
     counts = {}
     runs = sorted(butler.collections.query("*"))
     for name in DATASET_TYPES:
         refs = butler.query_datasets(name, collections=runs or "*", find_first=False, explain=False)
         counts[name] = len(refs)
+    names = sorted(str(r.name) for r in butler.registry.queryDimensionRecords("skymap"))
+    geometry = {}
+    for name in names:
+        try:
+            sky = get_skymap(butler, name)
+        except RepoError:  # a sky map registered by another tool
+            continue
+        geometry[name] = {
+            "tracts": {str(t.id): list(t.center) for t in sky},
+            "patches": list(sky.patches),
+            "patch_shape": list(sky.patch_shape),
+            "pixel_scale": sky.pixel_scale,
+            "patch_border": sky.patch_border,
+        }
     return {
         "repo_version": version,
-        "skymaps": sorted(str(r.name) for r in butler.registry.queryDimensionRecords("skymap")),
+        "skymaps": names,
+        "skymap_geometry": geometry,
         "bands": repo_bands(butler),
         "runs": runs,
         "datasets": counts,

@@ -16,6 +16,7 @@ import numpy as np
 
 from vermilion.core.bbox import Box
 from vermilion.core.masks import MASK_PLANES
+from vermilion.core.notebook import picture_png
 
 from .boxes import as_box, check_inside
 from .exposure_fits import COMPONENTS, read_coadd, read_exposure, write_exposure
@@ -163,6 +164,11 @@ class Exposure:
 
     def __repr__(self) -> str:
         return f"Exposure(band={self.band!r}, bbox={self.bbox}, psf={self.psf!r})"
+
+    def _repr_png_(self) -> bytes | None:
+        """A picture in Jupyter (drawn by `vermilion.display` when asked, see
+        `vermilion.core.notebook`)."""
+        return picture_png(self)
 
     # --- files -----------------------------------------------------------------------------
     def write(self, path: str | os.PathLike) -> None:
