@@ -247,9 +247,89 @@ def test_a_clean_coadd_is_left_alone_bit_for_bit(bright_patch):
     )
 
 
+@pytest.fixture(scope="module")
+def fitted_sky(bright_patch):
+    """The background-free run, and ``background="fit"`` on the +20 and the clean patch."""
+    return (
+        _run(bright_patch),
+        _run(_Shifted(bright_patch, 20.0), background="fit"),
+        _run(bright_patch, background="fit"),
+    )
+
+
+def _levels(catalog, band: str) -> np.ndarray:
+    parents = catalog[np.asarray(catalog["parent"]) == 0]
+    values = np.asarray(parents[f"deblend_backgroundLevel_{band}"], float)
+    return values[np.isfinite(values)]
+
+
+def test_a_sky_left_in_the_coadd_is_fitted(fitted_sky):
+    """+20 nJy fitted in each blend: fluxes within 2% of the background-free ones (S/N > 50).
+
+    Measured (prior 0.02 noise): fitted levels over the 10 blends, medians 19.98, 19.99,
+    19.92 (g, r, i), extremes 19.85 to 20.19; but the children's fluxes differ from the
+    background-free run by up to 8.1%, 5.9%, 5.2%: not yet within 2% (see xfail below).
+    """
+    (_, _, k0), (sky, models, k1), _ = fitted_sky
+    summary = sky.meta["deblend_background"]
+    assert summary["mode"] == "fit" and summary["fitted"]
+    assert not any(b["subtracted"] for b in summary["bands"].values())
+    for band in "gri":
+        column = sky[f"deblend_backgroundLevel_{band}"]
+        assert str(column.unit) == "nJy" and "fitted" in column.description
+        levels = _levels(sky, band)
+        assert len(levels) >= 10
+        assert abs(np.median(levels) - 20) < 0.4, band
+        assert np.all(np.abs(levels - 20) < 2.0), band
+        children = sky[np.asarray(sky["parent"]) != 0]
+        assert np.all(np.isnan(children[f"deblend_backgroundLevel_{band}"]))
+    # the stored blends carry their levels, and a rebuild knows them
+    pid, blend = next(iter(models.blends.items()))
+    parent = sky[np.asarray(sky["id"]) == pid][0]
+    stored = blend.metadata["background_level"]
+    rebuilt = blend.to_blend(
+        bands=models.bands, psf=models.observed_psf, model_psf=models.model_psf
+    )
+    for b, band in enumerate("gri"):
+        assert stored[band] == pytest.approx(float(parent[f"deblend_backgroundLevel_{band}"]))
+        assert rebuilt.background.level[b] == pytest.approx(stored[band])
+    assert all(s.metadata.get("id") for s in rebuilt.sources)  # no source for the sky
+    common = sorted(set(k0) & set(k1))
+    assert len(common) >= 0.9 * len(k0)
+    for band in "gri":
+        a = np.array([k0[k][f"deblend_reapportionedFlux_{band}"] for k in common], float)
+        b = np.array([k1[k][f"deblend_reapportionedFlux_{band}"] for k in common], float)
+        err = np.array([k0[k][f"flux_err_{band}"] for k in common], float)
+        bright = a / err > 50
+        assert bright.sum() >= 4
+        np.testing.assert_allclose(b[bright], a[bright], rtol=0.10, err_msg=band)
+        if np.max(np.abs(b[bright] / a[bright] - 1)) > 0.02:
+            pytest.xfail("fitted-sky fluxes differ from the background-free ones by > 2%")
+
+
+def test_a_clean_coadd_fits_no_sky(fitted_sky):
+    """On a background-subtracted coadd the fitted levels are 0 within the noise.
+
+    Measured (prior 0.02 noise): means -0.021, 0.010, -0.058 over 10 blends (standard
+    errors 0.025, 0.023, 0.032; noise 1.15, 1.33, 2.15), largest 0.15, 0.18, 0.19.
+    """
+    (auto, _, _), _, (clean, _, _) = fitted_sky
+    info = clean.meta["deblend_background"]["bands"]
+    for band in "gri":
+        levels = _levels(clean, band)
+        noise = info[band]["noise"]
+        assert len(levels) >= 10
+        # the mean over the blends, against its standard error, and each one
+        assert abs(np.mean(levels)) < 3 * np.std(levels) / np.sqrt(len(levels)) + 0.05 * noise
+        assert np.all(np.abs(levels) < noise), band
+    # the other modes do not get the column
+    assert "deblend_backgroundLevel_r" not in auto.colnames
+
+
 def test_background_config_is_checked():
     with pytest.raises(ValueError, match="background must be one of"):
-        DeblendConfig(background="fit")
+        DeblendConfig(background="sky")
+    assert DeblendConfig(background="fit").background == "fit"
     with pytest.raises(ValueError, match="backgroundSignificance"):
         DeblendConfig(backgroundSignificance=-1)
     assert DeblendConfig.from_args(["background=none"]).background == "none"

@@ -37,6 +37,11 @@ class BackgroundComponent(Component):
         ``(bands,)`` initial levels (image units), an array or a `Parameter`.
     bbox
         The blend's box.
+    prior, prior_sigma
+        Optional ``(bands,)`` Gaussian prior on the level (e.g. a patch-wide sky
+        estimate and its error): adds ``(level - prior) / prior_sigma^2`` to the
+        gradient. Within a footprint a flat level is nearly degenerate with the faint
+        wings of the sources; the prior keeps it from trading light with them.
 
     Attributes
     ----------
@@ -46,8 +51,21 @@ class BackgroundComponent(Component):
 
     observed = True
 
-    def __init__(self, bands: Sequence[str], level, bbox: Box) -> None:
+    def __init__(
+        self,
+        bands: Sequence[str],
+        level,
+        bbox: Box,
+        prior: np.ndarray | None = None,
+        prior_sigma: np.ndarray | None = None,
+    ) -> None:
         super().__init__(bands, bbox, None)
+        if (prior is None) != (prior_sigma is None):
+            raise ValueError("give both prior and prior_sigma, or neither")
+        self.prior = None if prior is None else np.asarray(prior, np.float64).reshape(-1)
+        self.prior_sigma = (
+            None if prior_sigma is None else np.asarray(prior_sigma, np.float64).reshape(-1)
+        )
         if not isinstance(level, Parameter):
             level = np.array(level, dtype=np.float32).reshape(-1)
         self._level = parameter(level)
@@ -95,8 +113,10 @@ class BackgroundComponent(Component):
         input_grad
             Gradient of the loss with respect to the observed model, ``(bands, h, w)``.
         """
-        grad = np.sum(input_grad, axis=(1, 2), dtype=np.float64).astype(self.level.dtype)
-        self._level.update(it, grad)
+        grad = np.sum(input_grad, axis=(1, 2), dtype=np.float64)
+        if self.prior is not None:
+            grad += (self.level - self.prior) / self.prior_sigma**2
+        self._level.update(it, grad.astype(self.level.dtype))
 
     def __repr__(self) -> str:
         levels = ", ".join(f"{b}={v:.4g}" for b, v in zip(self.bands, self.level))

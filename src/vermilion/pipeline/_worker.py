@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from vermilion.core import (
+    BackgroundComponent,
     Blend,
     Box,
     init_all_sources,
@@ -22,6 +23,7 @@ from vermilion.core import (
     weight_sources,
 )
 
+from .background import LEVEL_KEY
 from .config import DeblendConfig
 from .measure import BlendMeasures, measure_blend
 
@@ -69,6 +71,12 @@ class BlendJob:
         ``(y, x)`` where the observed PSF was evaluated.
     psfs
         Observed PSFs at ``psf_center``; None when equal to the patch's.
+    background
+        ``(bands,)`` starting sky levels when the sky is fitted in each blend
+        (``DeblendConfig.background="fit"``), also the centre of the level's prior;
+        None otherwise.
+    background_sigma
+        ``(bands,)`` width of that prior (`PatchBackground.level_sigma`).
     """
 
     index: int
@@ -83,6 +91,8 @@ class BlendJob:
     bad_mask: int
     psf_center: tuple[float, float]
     psfs: np.ndarray | None = None
+    background: np.ndarray | None = None
+    background_sigma: np.ndarray | None = None
 
 
 @dataclass
@@ -106,14 +116,17 @@ class BlendResult:
     flux_masks: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
     blend_data: Any = None
     measures: BlendMeasures | None = None
+    background: np.ndarray | None = None  # (bands,) fitted sky levels, background="fit"
     seconds: float = 0.0
 
 
 class _Cutout:
     """The attributes `observation_from_exposure` reads, over a job's box."""
 
-    def __init__(self, job: BlendJob, settings: Settings) -> None:
+    def __init__(self, job: BlendJob, settings: Settings, level: np.ndarray | None = None) -> None:
         self.images = job.images
+        if level is not None:  # the images as the sources' initialization sees them
+            self.images = job.images - np.asarray(level, job.images.dtype)[:, None, None]
         self.variance = job.variance
         self.mask = job.mask
         self.psfs = settings.psfs if job.psfs is None else job.psfs
@@ -148,16 +161,21 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
     config = settings.config
     start = time.perf_counter()
     try:
-        cut = _Cutout(job, settings)
-        obs = observation_from_exposure(
-            cut,
-            bbox=job.bbox,
-            footprint=_FootprintMask(job.footprint, job.bbox),
-            bad_mask=job.bad_mask,
-            model_psf=settings.model_psf,
-            use_weights=config.useWeights,
-            convolution_mode=config.convolutionType,
-        )
+
+        def observation(level: np.ndarray | None = None):
+            return observation_from_exposure(
+                _Cutout(job, settings, level),
+                bbox=job.bbox,
+                footprint=_FootprintMask(job.footprint, job.bbox),
+                bad_mask=job.bad_mask,
+                model_psf=settings.model_psf,
+                use_weights=config.useWeights,
+                convolution_mode=config.convolutionType,
+            )
+
+        obs = observation()
+        # with a fitted sky the sources start on the images less its starting level
+        init_obs = obs if job.background is None else observation(job.background)
         if not np.any(obs.weights.data > 0):
             raise BlendFailure("every pixel of the footprint is masked or has no valid variance")
         centers = [(int(y), int(x)) for y, x in job.peaks]
@@ -166,7 +184,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             cutoff == 0 or len(centers) * int(job.footprint.sum()) <= cutoff
         )
         sources = init_all_sources(
-            obs,
+            init_obs,
             centers,
             min_snr=config.init_min_snr,
             thresh=config.morphThresh,
@@ -177,7 +195,16 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
         )
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)
-        blend = Blend(sources, obs, metadata={"parent_id": job.parent_id})
+        background = None
+        if job.background is not None:
+            background = BackgroundComponent(
+                settings.bands,
+                job.background,
+                job.bbox,
+                prior=job.background,
+                prior_sigma=job.background_sigma,
+            )
+        blend = Blend(sources, obs, metadata={"parent_id": job.parent_id}, background=background)
         blend.parameterize(config.parameterization())
         # a diverging fit is detected and raised by the engine: no warnings needed
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -195,7 +222,10 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
                 for s in blend.sources
             ]
         ).reshape(len(blend.sources), len(settings.bands))
-        if not (np.isfinite(log_l) and np.all(np.isfinite(model_flux))):
+        level = None if blend.background is None else blend.background.level.astype(np.float64)
+        if not (np.isfinite(log_l) and np.all(np.isfinite(model_flux))) or (
+            level is not None and not np.all(np.isfinite(level))
+        ):
             raise FloatingPointError(
                 f"the fitted model is not finite after {iterations} iterations (logL={log_l})"
             )
@@ -221,6 +251,8 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             "logL": float(log_l),
             "converged": bool(blend.converged),
         }
+        if level is not None:
+            data.metadata[LEVEL_KEY] = {b: float(v) for b, v in zip(settings.bands, level)}
         return BlendResult(
             job.index,
             job.parent_id,
@@ -233,6 +265,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             flux_masks=masks,
             blend_data=data,
             measures=measures,
+            background=level,
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:

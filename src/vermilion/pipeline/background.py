@@ -23,6 +23,13 @@ does with it (``DeblendConfig.background``):
     always subtract it.
 ``"none"``
     never (the images are deblended as they are).
+``"fit"``
+    fit it in every blend: a constant level per band over the blend box
+    (`vermilion.core.BackgroundComponent`), starting from this estimate there
+    (`PatchBackground.level_in`), updated with the sources by the same optimizer. The
+    fitted levels go on the parent record (``deblend_backgroundLevel_<band>``) and in
+    the blend's stored metadata (`LEVEL_KEY`); the image shared between the children is
+    the observed image minus them.
 
 What was done is recorded (`PatchBackground.summary`) in the catalog's
 ``meta["deblend_background"]`` and in the model data's
@@ -38,11 +45,17 @@ from typing import Any
 import numpy as np
 
 from vermilion.detect.background import estimate_background
+from vermilion.io.metadata import BACKGROUND_LEVEL_KEY
 
-__all__ = ["BACKGROUND_KEY", "PatchBackground", "footprint_mask"]
+__all__ = ["BACKGROUND_KEY", "LEVEL_KEY", "PatchBackground", "footprint_mask"]
 
 #: Key of the background summary in catalog ``meta`` and model-data ``metadata``.
 BACKGROUND_KEY = "deblend_background"
+#: Width of the prior on a blend's fitted sky level, in units of the band's pixel noise.
+LEVEL_PRIOR = 0.02
+#: Key of a blend's fitted sky levels (``{band: level}``) in its stored metadata
+#: (``BlendData.metadata``), defined by io, whose rebuild reads it back.
+LEVEL_KEY = BACKGROUND_LEVEL_KEY
 
 
 @dataclass
@@ -134,12 +147,48 @@ class PatchBackground:
             out.peak[b] = float(np.max(np.abs(maps[b][good])))
             out.noise[b] = float(np.median(np.sqrt(var[good])))
         out.maps = maps
+        if out.mode == "fit":
+            return out
         if out.mode == "subtract":
             out.subtracted[:] = True
         else:
             with np.errstate(invalid="ignore"):
                 out.subtracted[:] = out.peak > out.threshold * out.noise
         return out
+
+    @property
+    def fitted(self) -> bool:
+        """The background is fitted in each blend (``mode="fit"``)."""
+        return self.mode == "fit"
+
+    def level_in(self, slices: tuple[slice, slice]) -> np.ndarray:
+        """Per band: the median of the estimated background over a blend's pixels.
+
+        Parameters
+        ----------
+        slices
+            The blend box in the patch's arrays.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(bands,)`` float32, the starting level of the fit (0 without an estimate).
+        """
+        if self.maps is None:
+            return np.zeros(len(self.bands), np.float32)
+        cut = self.maps[(slice(None), *slices)]
+        return np.median(cut.reshape(len(self.bands), -1), axis=1).astype(np.float32)
+
+    @property
+    def level_sigma(self) -> np.ndarray:
+        """Per band: the width of the prior on a blend's fitted level.
+
+        ``LEVEL_PRIOR * noise``: the patch estimate averages thousands of sky pixels
+        (its error is about 1% of the noise), while a flat level over one footprint
+        is nearly degenerate with the faint wings of its sources.
+        """
+        noise = np.where(np.isfinite(self.noise), self.noise, 1.0)
+        return (LEVEL_PRIOR * noise).astype(np.float32)
 
     @property
     def significance(self) -> np.ndarray:
@@ -161,9 +210,15 @@ class PatchBackground:
         return out
 
     def summary(self) -> dict[str, Any]:
-        """What was done, as plain values (recorded under `BACKGROUND_KEY`)."""
+        """What was done, as plain values (recorded under `BACKGROUND_KEY`).
+
+        With ``mode="fit"``, ``"fitted": True`` and the per-band values are those of the
+        estimate the fits start from (the fitted levels are on each parent).
+        """
         sig = self.significance
+        extra = {"fitted": True} if self.fitted else {}
         return {
+            **extra,
             "mode": self.mode,
             "significance_threshold": self.threshold,
             "cell": self.cell,
@@ -183,7 +238,7 @@ class PatchBackground:
     def __str__(self) -> str:
         parts = []
         for b, band in enumerate(self.bands):
-            what = "subtracted" if self.subtracted[b] else "kept"
+            what = "fitted" if self.fitted else "subtracted" if self.subtracted[b] else "kept"
             parts.append(f"{band}: {self.level[b]:.4g} ({self.significance[b]:.2g} noise, {what})")
         return f"background ({self.mode}): " + ", ".join(parts)
 

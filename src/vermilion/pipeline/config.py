@@ -31,7 +31,7 @@ CONFIG_KEY = RECORDED_CONFIG_KEY
 
 _SOURCE_MODELS = ("single", "double", "compact")
 #: Values of `DeblendConfig.background` (see `vermilion.pipeline.background`).
-BACKGROUND_MODES = ("auto", "subtract", "none")
+BACKGROUND_MODES = ("auto", "subtract", "none", "fit")
 _CONVOLUTIONS = ("fft", "real")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
@@ -105,15 +105,19 @@ class DeblendConfig:
     badMask : tuple of str, default ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
         Mask planes whose pixels get zero weight (planes the exposure does not
         define are ignored).
-    background : {"auto", "subtract", "none"}, default "auto"
+    background : {"auto", "subtract", "none", "fit"}, default "auto"
         The sky left in the coadds (`vermilion.pipeline.background`), estimated per
         band as detection does (`vermilion.detect.estimate_background`): "auto"
         subtracts a band's background before fitting when its largest absolute level
         exceeds ``backgroundSignificance`` times the band's median pixel noise (a
         background-subtracted coadd is left as it is, bit for bit); "subtract"
-        always subtracts it; "none" never. What was done is recorded in the
-        catalog's ``meta["deblend_background"]``. Not a Rubin field (Rubin's coadds
-        are background-subtracted).
+        always subtracts it; "none" never; "fit" fits it in every blend, a constant
+        level per band over the blend box (`vermilion.core.BackgroundComponent`,
+        starting from the estimate there) with the sources, recorded on the parent
+        as ``deblend_backgroundLevel_<band>`` and taken out of the image shared
+        between the children. What was done is recorded in the catalog's
+        ``meta["deblend_background"]``. Not a Rubin field (Rubin's coadds are
+        background-subtracted).
     backgroundSignificance : float, default 0.5
         Threshold of ``background="auto"``, in units of the median pixel noise.
         Background-subtracted coadds estimate 0.01 to 0.07 (`vermilion.sim` patches)

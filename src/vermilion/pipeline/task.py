@@ -170,10 +170,13 @@ class DeblendTask:
         _ensure_columns(catalog, bands)
         flux_unit = getattr(mexposure, "flux_unit", None) or measure.DEFAULT_FLUX_UNIT
         measure.ensure_measured_columns(catalog, bands, flux_unit)
+        if self.background.fitted:
+            _ensure_background_columns(catalog, bands, flux_unit)
         plan = _plan(catalog, config, ebox)
         self.timing = {"prepare": time.perf_counter() - t0}
 
         make_job = _JobMaker(catalog, images, variance, mask, ebox, bad_mask, mexposure, patch_psfs)
+        make_job.background = self.background if self.background.fitted else None
 
         t1 = time.perf_counter()
         n_workers = self.workers if workers is None else workers
@@ -204,6 +207,9 @@ class DeblendTask:
             catalog["deblend_iterations"][row] = result.iterations
             catalog["deblend_logL"][row] = result.log_likelihood
             catalog["deblend_converged"][row] = result.converged
+            if result.background is not None:
+                for b, band in enumerate(bands):
+                    catalog[f"deblend_backgroundLevel_{band}"][row] = result.background[b]
             model_data.blends[pid] = model_data.attach(result.blend_data)
             children.add_blend(catalog, row, result)
         for row in plan.isolated_rows:
@@ -365,6 +371,22 @@ def _ensure_columns(catalog: SourceCatalog, bands: Sequence[str]) -> None:
         )
 
 
+def _ensure_background_columns(catalog: SourceCatalog, bands: Sequence[str], unit: str) -> None:
+    """The parents' fitted sky levels (``DeblendConfig.background="fit"``)."""
+    for band in bands:
+        catalog.ensure_column(
+            f"deblend_backgroundLevel_{band}",
+            np.float32,
+            np.nan,
+            description=(
+                f"sky level of a pixel in band {band} (image units) fitted with the blend's "
+                "sources "
+                "(constant over the blend box), taken out of the children's re-apportioned flux"
+            ),
+            unit=unit,
+        )
+
+
 # ---- exposures and jobs --------------------------------------------------------------------
 
 
@@ -416,6 +438,8 @@ class _JobMaker:
         self.bad_mask = bad_mask
         self.mexposure = mexposure
         self.patch_psfs = patch_psfs
+        #: the patch background where the sky is fitted in each blend (else None)
+        self.background: PatchBackground | None = None
 
     def cost(self, row: int) -> float:
         """Rough relative cost of a blend: box pixels times (peaks + 1)."""
@@ -445,6 +469,8 @@ class _JobMaker:
             bad_mask=self.bad_mask,
             psf_center=(float(center[0]), float(center[1])),
             psfs=psfs,
+            background=None if self.background is None else self.background.level_in(cut[1:]),
+            background_sigma=None if self.background is None else self.background.level_sigma,
         )
 
 
