@@ -113,15 +113,7 @@ def deblend(images: np.ndarray, scene: Scene, centers: list, config) -> list[dic
     )
 
     obs = Observation(images, scene.variance, psfs=scene.psfs, bands=scene.bands)
-    sources = init_all_sources(
-        obs,
-        centers,
-        min_snr=config.init_min_snr,
-        thresh=config.morphThresh,
-        max_components=config.max_components,
-        bg_thresh=config.backgroundThresh,
-        monotonic_slack=config.monotonicSlack,
-    )
+    sources = init_all_sources(obs, centers, **config.init_options())
     blend = Blend(sources, obs).parameterize(config.parameterization())
     with np.errstate(all="ignore"):
         blend.fit(

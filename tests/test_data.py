@@ -25,6 +25,9 @@ def test_hsc_blend_is_the_shipped_file():
     assert np.all(hsc.variance > 0)
     np.testing.assert_allclose(hsc.psfs.sum(axis=(1, 2)), 1, rtol=0.02)
     assert len(hsc.peaks) == 7
+    # the planes are HSC's: its bit 4 is INTRP (vermilion's NO_DATA), and it is set
+    assert hsc.mask_planes["INTRP"] == 4 and hsc.mask_planes["NO_DATA"] == 256
+    assert np.any(hsc.mask & hsc.mask_planes["INTRP"])
     for y, x in hsc.peaks:
         assert 0 <= y < 58 and 0 <= x < 48
         # a catalogued peak is brighter than the image's median in the coadd

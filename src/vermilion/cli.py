@@ -13,9 +13,12 @@ import warnings
 from collections.abc import Sequence
 
 # a light module (no butler, no astropy): `--help` stays fast
-from .repo.butler import DEFAULT_COADD_RUN
+from .repo.butler import DEFAULT_COADD_RUN, DEFAULT_DEBLEND_RUN
 
 __all__ = ["add_deblend_arguments", "build_parser", "main", "main_deblend"]
+
+
+_TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
 
 
 def _bands(text: str) -> list[str]:
@@ -88,6 +91,8 @@ def _band_files(items: Sequence[str], what: str) -> dict[str, str]:
         band, sep, path = item.partition("=")
         if not sep or not band or not path:
             raise ValueError(f"expected {what}BAND=FILE, got {item!r}")
+        if band in out:
+            raise ValueError(f"band {band!r} is given twice ({out[band]} and {path}); give it once")
         out[band] = path
     return out
 
@@ -101,10 +106,17 @@ def _cmd_ingest_coadd(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--psf names band(s) {unknown} that have no coadd file")
     refs = ingest_coadd(
-        args.repo, files, tract=args.tract, patch=args.patch, run=args.run, psfs=psfs or None
+        args.repo,
+        files,
+        tract=args.tract,
+        patch=args.patch,
+        run=args.run,
+        psfs=psfs or None,
+        overwrite=args.replace,
     )
-    where = f"tract {args.tract}, patch {args.patch}"
-    print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where})")
+    where = f"tract {args.tract}, patch {args.patch}, run {args.run}"
+    stored = ", ".join(f"{band}={files[band]}" for band in refs)
+    print(f"ingested {len(refs)} dataset(s) into {args.repo} ({where}): {stored}")
     return 0
 
 
@@ -112,7 +124,8 @@ def _cmd_ingest_models(args: argparse.Namespace) -> int:
     from .repo import ingest_model_data
 
     ingest_model_data(args.repo, args.file, tract=args.tract, patch=args.patch, run=args.run)
-    print(f"ingested {args.file} into {args.repo} (tract {args.tract}, patch {args.patch})")
+    where = f"tract {args.tract}, patch {args.patch}, run {args.run}"
+    print(f"ingested {args.file} into {args.repo} ({where})")
     return 0
 
 
@@ -152,8 +165,6 @@ def add_deblend_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     argparse.ArgumentParser
         ``parser``, for chaining.
     """
-    from .pipeline import DEFAULT_DEBLEND_RUN
-
     parser.add_argument("--repo", required=True, help="data repository path")
     parser.add_argument("--tract", type=int, required=True, help="tract id")
     parser.add_argument(
@@ -248,7 +259,34 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if isinstance(bands, str):
         split = "," in bands or " " in bands
         bands = bands.replace(",", " ").split() if split else list(bands)
-    summary = deblend_patches(
+    # After Ctrl-C, multiprocessing's resource tracker (a child started with these
+    # options) would warn about the semaphores it then cleans up: noise, not news.
+    if _TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(_TRACKER_QUIET)
+    committed: list[int] = []
+
+    def note(result) -> None:
+        if result.status == "done":
+            committed.append(result.patch)
+
+    try:
+        summary = _deblend(args, config, bands, deblend_patches, note)
+    except KeyboardInterrupt:
+        run, chain = getattr(args, "output_run", None), getattr(args, "output", None)
+        where = f"run {run}" if run else f"collection {chain or DEFAULT_DEBLEND_RUN}"
+        said = (
+            f"patch(es) {', '.join(map(str, committed))} of tract {args.tract} were written "
+            f"to {where} before it; the others were not"
+            if committed
+            else "no patch was written"
+        )
+        raise KeyboardInterrupt(said) from None
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _deblend(args, config, bands, deblend_patches, note):
+    return deblend_patches(
         args.repo,
         args.tract,
         args.patch,
@@ -262,9 +300,8 @@ def main_deblend(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         output_run=getattr(args, "output_run", None),
         output=getattr(args, "output", None),
         progress=not getattr(args, "no_progress", False),
+        on_patch_done=note,
     )
-    print(summary)
-    return 1 if summary.failed else 0
 
 
 def _cmd_deblend(args: argparse.Namespace) -> int:
@@ -373,6 +410,11 @@ def _add_ingest_parser(sub) -> None:
         metavar="BAND=FILE",
         help="a FITS file holding the PSF image of a band (repeat per band); needed for "
         "afw exposures, whose PSF vermilion does not evaluate (default: the file's own PSF)",
+    )
+    r.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a band the run already holds with other pixels (default: an error)",
     )
     r.set_defaults(func=_cmd_ingest_coadd)
     r = isub.add_parser("models", help="a model file (ours, Rubin .json or .scarlet)")
@@ -560,8 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except KeyboardInterrupt:
-        print("vermilion: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        said = f": {exc}" if str(exc) else ""
+        print(f"vermilion: interrupted{said}", file=sys.stderr)
         return 130
     except Exception as exc:  # the CLI turns every failure into one line
         if args.debug:

@@ -179,9 +179,9 @@ def test_clear_errors_of_the_repository_commands(tmp_path, capsys):
     assert f"simulated and ingested a {SHAPE[0]} x {SHAPE[1]} px patch" in capsys.readouterr().out
     assert main(["deblend", "--repo", str(repo), "--tract", "7", "--patch", "0",
                  "--scheduler", "synchronous", "--no-progress"]) == 1  # fmt: skip
-    out = capsys.readouterr().out
-    assert (
-        "tract 7 patch 0 failed: DataIdError: Tract 7 is not in skymap 'loud' (tracts [0])" in out
+    # refused before any work, in one line (as every unknown tract or patch)
+    assert capsys.readouterr().err.strip() == (
+        "vermilion: error: DataIdError: Tract 7 is not in skymap 'loud' (tracts [0])"
     )
     assert main(["show", "--repo", str(repo), "--tract", "7", "--patch", "0", "--blend", "1",
                  "--out", str(tmp_path / "x.png")]) == 1  # fmt: skip

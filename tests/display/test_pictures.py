@@ -154,3 +154,24 @@ def test_draw_mosaic_spectrum_panel_with_negative_values():
     lines = [a for a in fig.artists if isinstance(a, Line2D)]
     assert len(lines) == 3  # zero line, component, total
     np.testing.assert_allclose(lines[-1].get_xydata()[:, 1].argsort(), [0, 1, 2])
+
+
+def test_blend_pictures_scene_has_no_empty_band_of_figure(tmp_path):
+    """The demo's scene picture: a 2 x 2 grid sized to the blend, no wide blank columns."""
+    from PIL import Image
+
+    from vermilion.core import weight_sources
+    from vermilion.display import save_blend_pictures
+
+    blend = make_blend()
+    weight_sources(blend)
+    scene = save_blend_pictures(blend, tmp_path, "b")[0]
+    pixels = np.asarray(Image.open(scene).convert("L"))
+    blank = np.all(pixels > 250, axis=0)  # columns with nothing drawn
+    longest, run = 0, 0
+    for empty in blank:
+        run = run + 1 if empty else 0
+        longest = max(longest, run)
+    # the panels fill the width: no blank stretch wider than a tenth of the figure
+    # (a fixed 12 x 4 in figure left a third of it blank between the two columns)
+    assert longest < 0.1 * pixels.shape[1]

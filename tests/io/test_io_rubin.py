@@ -365,8 +365,14 @@ def test_newer_blend_version_names_the_blend(tmp_path):
 
 
 def test_newer_container_format_is_refused(tmp_path, container):
+    import zlib
+
     data = bytearray(container.read_bytes())
     data[8:10] = (7).to_bytes(2, "little")
+    # a newer file says so in its checksummed footer too (only the header: damaged)
+    footer = len(data) - 64
+    data[footer + 48 : footer + 50] = (7).to_bytes(2, "little")
+    data[footer + 52 : footer + 56] = zlib.crc32(data[footer : footer + 52]).to_bytes(4, "little")
     container.write_bytes(bytes(data))
     with pytest.raises(ModelDataError, match="format version 7 is newer"):
         ModelData.read(container)

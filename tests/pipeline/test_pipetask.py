@@ -220,3 +220,37 @@ def test_vermilion_stays_light_and_the_task_module_names_the_extra():
     )
     assert blocked.returncode != 0
     assert 'pip install "vermilion[rubin]"' in blocked.stderr
+
+
+def test_a_failing_quantum_leaves_the_other_patches_outputs_whole(repo, both, tmp_path):
+    """One patch's coadd file damaged: its quantum fails, the other patch is written whole."""
+    import shutil
+
+    from lsst.daf.butler import Butler
+
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy)
+    damaged = Butler(str(copy)).getURI(
+        "deepCoadd_calexp", skymap=SKYMAP, tract=TRACT, patch=PATCHES[1], band=BANDS[0],
+        collections="vermilion/coadd",
+    )  # fmt: skip
+    Path(damaged.ospath).write_bytes(b"SIMPLE  =                    T" + b" " * 50)  # cut short
+    out = "u/test/quantum"
+    proc = pipetask(
+        copy, "-i", "vermilion/coadd", "-o", out, "-c", "deblend:maxIter=100",
+        "-d", where(PATCHES[:2]), "-j", "2", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    butler = Butler(str(copy), collections=[out])
+    for name in (CATALOG, MODELS):
+        refs = butler.query_datasets(name, explain=False)
+        assert [int(r.dataId["patch"]) for r in refs] == [PATCHES[0]], name
+    written = _get(copy, out, CATALOG, PATCHES[0])
+    reference = _get(repo, both[1], CATALOG, PATCHES[0])
+    assert list(written["id"]) == list(reference["id"])
+    assert np.array_equal(
+        np.asarray(written[f"deblend_reapportionedFlux_{BANDS[0]}"]),
+        np.asarray(reference[f"deblend_reapportionedFlux_{BANDS[0]}"]),
+        equal_nan=True,
+    )
+    assert len(_get(copy, out, MODELS, PATCHES[0]).blends) > 0

@@ -264,8 +264,11 @@ def test_ingest_is_idempotent_and_overwrite_replaces(repo_path):
     images, variance, mask, psfs = patch_arrays(0, 0)
     run = "idem"
     refs = ingest_arrays(repo_path, images, variance, mask, psfs, BANDS, 0, 0, run)
-    again = ingest_arrays(repo_path, images + 5, variance, mask, psfs, BANDS, 0, 0, run)
+    again = ingest_arrays(repo_path, images, variance, mask, psfs, BANDS, 0, 0, run)
     assert {b: r.id for b, r in refs.items()} == {b: r.id for b, r in again.items()}
+    # other pixels are not dropped silently (issue 19): an error, unless overwrite
+    with pytest.raises(RepoError, match="already holds other pixels in run 'idem'"):
+        ingest_arrays(repo_path, images + 5, variance, mask, psfs, BANDS, 0, 0, run)
     butler = Butler(repo_path, skymap=SKYMAP, collections=run)
     np.testing.assert_array_equal(
         butler.get("deepCoadd_calexp.image", tract=0, patch=0, band="g"), images[0]

@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file beside the target, then a rename.
 
 Readers never see a half-written file, and a failed write leaves the old file
-(if any) in place and no temporary file behind. Every layer writes through here.
+(if any) in place and no temporary file behind. A writer killed mid-write (kill -9)
+leaves its temporary file; the next write of the same file removes it
+(`remove_stale_temps`). Every layer writes through here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_file", "default_file_mode"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_file",
+    "default_file_mode",
+    "remove_stale_temps",
+    "temp_prefix",
+]
 
 
 def default_file_mode() -> int:
@@ -26,6 +34,74 @@ def default_file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+_TEMP_TAG = ".vmltmp"
+
+
+def temp_prefix(path: str | os.PathLike) -> str:
+    """The name start of this process's temporary files for ``path``: ``.NAME.vmltmpPID.``.
+
+    Parameters
+    ----------
+    path
+        The file that will be written.
+
+    Returns
+    -------
+    str
+        The prefix for ``tempfile.mkstemp``.
+    """
+    return f".{os.path.basename(os.fspath(path))}{_TEMP_TAG}{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[str]:
+    """Remove temporary files beside ``path`` left by writers that died (killed mid-write).
+
+    A temporary file is named ``.NAME.vmltmpPID.XXXX...`` (`temp_prefix`); it is stale
+    when no process ``PID`` runs on this machine any more. Every stale one in the
+    folder goes (the butler writes each dataset under a fresh temporary name, so a
+    rerun does not write the same name again); those of live processes (a
+    concurrent writer) are left alone.
+
+    Parameters
+    ----------
+    path
+        The file about to be written (its folder is cleaned).
+
+    Returns
+    -------
+    list of str
+        The files removed.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(".") or _TEMP_TAG not in name:
+            continue
+        pid = name.rsplit(_TEMP_TAG, 1)[1].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
@@ -51,8 +127,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent
+        prefix=temp_prefix(path), suffix=path.suffix or ".tmp", dir=path.parent
     )
     os.close(fd)
     try:

@@ -25,10 +25,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["HSC_BLENDS", "HSCBlend", "hsc_blend", "path"]
+__all__ = ["HSC_BLENDS", "HSC_MASK_PLANES", "HSCBlend", "hsc_blend", "path"]
 
 #: The HSC blends shipped with the package: name -> file in this folder.
 HSC_BLENDS = {"cosmos_35": "hsc_cosmos_35.npz", "cosmos": "hsc_cosmos.npz"}
+
+#: The HSC pipeline's mask planes of these files (not vermilion's `vermilion.core.MASK_PLANES`:
+#: HSC's bit 4 is INTRP where vermilion's is NO_DATA): pass them as ``mask_planes``.
+HSC_MASK_PLANES = {
+    "BAD": 1,
+    "SAT": 2,
+    "INTRP": 4,
+    "CR": 8,
+    "EDGE": 16,
+    "DETECTED": 32,
+    "NO_DATA": 256,
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,8 @@ class HSCBlend:
         float32 ``(bands, h, w)`` per-pixel variance, or None where the file stores none.
     mask
         int32 ``(bands, h, w)`` HSC mask bits, or None where the file stores none.
+    mask_planes
+        The planes of ``mask`` (`HSC_MASK_PLANES`), or None with no mask.
     psfs
         float64 ``(bands, ph, pw)`` PSF image of each band at the blend's centre.
     bands
@@ -58,6 +72,7 @@ class HSCBlend:
     images: np.ndarray
     variance: np.ndarray | None
     mask: np.ndarray | None
+    mask_planes: dict[str, int] | None
     psfs: np.ndarray
     bands: tuple[str, ...]
     catalog: np.ndarray
@@ -119,6 +134,7 @@ def hsc_blend(name: str = "cosmos_35") -> HSCBlend:
             images=f["images"],
             variance=f["variance"] if "variance" in f.files else None,
             mask=f["mask"] if "mask" in f.files else None,
+            mask_planes=dict(HSC_MASK_PLANES) if "mask" in f.files else None,
             psfs=f["psfs"],
             bands=tuple(str(b) for b in f["filters"]),
             catalog=f["catalog"],

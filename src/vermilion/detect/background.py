@@ -7,6 +7,8 @@ each band is subtracted before coadding (`vermilion.detect.maps`).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["estimate_background"]
@@ -92,7 +94,8 @@ def estimate_background(
 
     data = np.sort(cells(np.where(sgood, sub, np.nan), np.nan), axis=-1)  # NaN last
     n_good = np.sum(np.isfinite(data), axis=-1)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": empty cells
         sig = np.nanmedian(cells(np.where(sgood, noise, np.nan), np.nan), axis=-1)
     lo = np.zeros((ny, nx), np.int64)
     hi = n_good.copy()

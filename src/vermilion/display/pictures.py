@@ -281,8 +281,7 @@ def save_blend_pictures(blend, out_dir: str | os.PathLike, stem: str) -> list[Pa
         show_rendered=True,
         show_observed=True,
         show_residual=True,
-        linear=False,
-        figsize=(12, 4),
+        linear=False,  # a 2 x 2 grid, sized to the blend by show_scene
         pyplot=False,
     )
     pictures = [out_dir / f"{stem}_scene.png"]

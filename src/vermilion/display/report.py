@@ -192,7 +192,7 @@ def render_report_entry(
     return row
 
 
-def _error_row(task, exc: BaseException) -> dict:
+def _error_row(task, exc: BaseException, flag: str = "render_error") -> dict:
     blend_id, _, info, _, stem = task[:5]
     info = dict(info or {})
     n = info.get("n_children")
@@ -200,7 +200,7 @@ def _error_row(task, exc: BaseException) -> dict:
         "id": str(blend_id),
         "stem": stem,
         "n_children": int(n) if isinstance(n, (int, np.integer)) else 0,
-        "flags": sorted({*normalize_flags(info.get("flags")), "render_error"}),
+        "flags": sorted({*normalize_flags(info.get("flags")), flag}),
         "chi2": _number(info.get("chi2")),
         "flux": _number(info.get("flux")),
         "extra": {
@@ -228,6 +228,8 @@ def _jsonable(value):
 
 
 def _render_task(args) -> dict:
+    if isinstance(args[1], BaseException):  # a blend that could not be read: no pictures
+        return _error_row(args, args[1], "unreadable")
     return render_report_entry(*args)
 
 
@@ -250,7 +252,8 @@ def write_report(
         Iterable of ``(blend_id, blend, info)``; ``info`` is a dict with any of
         ``n_children``, ``flags`` (names, ``{name: bool}`` or a bit mask), ``chi2``
         and ``flux``; other keys are shown on the blend's page. Missing values are
-        computed from the blend. Consumed lazily.
+        computed from the blend. Consumed lazily. A blend given as an exception (it
+        could not be read) is listed with the flag ``unreadable`` and its error.
     out_dir
         Folder for ``index.html``, ``report.json`` and ``blends/`` (created).
     workers

@@ -17,6 +17,8 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 
+from .limits import check_fits_sizes
+
 __all__ = ["AfwColumn", "AfwTableError", "open_fits", "read_columns"]
 
 _TFORM = re.compile(r"^\s*(\d*)\s*([LXBIJKAEDCMPQ])")
@@ -82,6 +84,12 @@ def open_fits(path: str | os.PathLike) -> Iterator[fits.HDUList]:
     except _PARSE_ERRORS as err:
         hdul.close()
         raise AfwTableError(f"damaged FITS file ({type(err).__name__}: {err})", path) from err
+    try:
+        # headers that declare more data than the file holds are refused before any read
+        check_fits_sizes(hdul, path, AfwTableError)
+    except BaseException:
+        hdul.close()
+        raise
     try:
         yield hdul
     finally:

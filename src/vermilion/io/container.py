@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from vermilion.core.files import default_file_mode
+from vermilion.core.files import default_file_mode, remove_stale_temps, temp_prefix
 
 from . import registry
 from ._fields import MAX_ELEMENTS, Where, as_bands, as_id, as_shape, require
@@ -48,6 +48,7 @@ from .container_records import (
 )
 from .data import BlendData, ModelData
 from .errors import ModelDataError
+from .limits import check_declared_size
 from .metadata import decode_metadata
 from .migration import MigrationRegistry
 from .readers import DECODE_ERRORS, ModelDataReader
@@ -87,6 +88,8 @@ ENTRY = np.dtype(
     ]
 )
 assert ENTRY.itemsize == 48
+#: How far from the end a footer is looked for when bytes were appended to a file.
+_FOOTER_SEARCH = 1 << 16
 
 #: The container's own header schema (record header JSON); migrations go here.
 CONTAINER_MIGRATIONS = MigrationRegistry("container record", "1.0.0")
@@ -138,8 +141,9 @@ class ModelDataWriter:
         self.model = metadata.metadata_only()
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)  # as core.files.atomic_write does
+        remove_stale_temps(self.path)  # of a writer killed mid-write
         fd, self._tmp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(self.path)}.", suffix=".tmp"
+            dir=directory, prefix=temp_prefix(self.path), suffix=".tmp"
         )
         self._file = os.fdopen(fd, "wb")
         self._file.write(HEADER.pack(MAGIC, FORMAT_VERSION, self._codec.codec, 0))
@@ -343,22 +347,20 @@ class ContainerReader(ModelDataReader):
         return data
 
     def _open(self) -> ModelData:
+        #: Bytes found after the footer (appended to the file) and ignored.
+        self.trailing_bytes = 0
         size = os.fstat(self._fd).st_size
         if size < HEADER.size + FOOTER.size:
             raise ModelDataError(f"file is truncated ({size} bytes)")
         magic, version, codec, _ = HEADER.unpack(self._pread(HEADER.size, 0))
         if magic != MAGIC:
             raise ModelDataError("not a vermilion model container (bad magic)")
-        if version > FORMAT_VERSION:
-            raise ModelDataError(
-                f"container format version {version} is newer than the newest this "
-                f"vermilion reads ({FORMAT_VERSION}); upgrade vermilion",
-                field="format_version",
-            )
-        if version < 1:
-            raise ModelDataError(f"bad container format version {version}", field="format_version")
-        self._codec = Codec(codec)
-        raw = self._pread(FOOTER.size, size - FOOTER.size)
+        try:
+            raw, size = self._find_footer(size)
+        except ModelDataError:
+            if version > FORMAT_VERSION:  # a newer layout, whose footer this one cannot read
+                raise self._newer(version) from None
+            raise
         (
             index_offset,
             n_blends,
@@ -368,17 +370,22 @@ class ContainerReader(ModelDataReader):
             meta_length,
             meta_raw_length,
             meta_crc,
-            _fversion,
-            _fcodec,
-            footer_crc,
-            end_magic,
+            fversion,
+            fcodec,
+            _footer_crc,
+            _end_magic,
         ) = FOOTER.unpack(raw)
-        if end_magic != END_MAGIC:
+        if version != fversion or codec != fcodec:
             raise ModelDataError(
-                "file is truncated or was not closed (no footer at the end)", field="footer"
+                f"the file is damaged: its header says format version {version}, codec "
+                f"{codec}; its (checksummed) footer says version {fversion}, codec {fcodec}",
+                field="format_version",
             )
-        if zlib.crc32(raw[: FOOTER.size - 12]) != footer_crc:
-            raise ModelDataError("checksum mismatch in the footer", field="footer")
+        if version > FORMAT_VERSION:
+            raise self._newer(version)
+        if version < 1:
+            raise ModelDataError(f"bad container format version {version}", field="format_version")
+        self._codec = Codec(codec)
         data_end = size - FOOTER.size
         n_entries = n_blends + n_isolated
         if (
@@ -390,9 +397,40 @@ class ContainerReader(ModelDataReader):
         self._data_end = meta_offset
         self.n_blends = n_blends
         self.n_isolated = n_isolated
+        check_declared_size(meta_raw_length, meta_length, Where(), "metadata")
         comp = self._pread(meta_length, meta_offset)
         header, payload = decode_record(comp, meta_raw_length, meta_crc, Where(), self._codec)
         return self._parse_metadata(header, payload)
+
+    @staticmethod
+    def _newer(version: int) -> ModelDataError:
+        return ModelDataError(
+            f"container format version {version} is newer than the newest this "
+            f"vermilion reads ({FORMAT_VERSION}); upgrade vermilion",
+            field="format_version",
+        )
+
+    def _find_footer(self, size: int) -> tuple[bytes, int]:
+        """The footer's bytes and where the container ends (bytes appended are ignored)."""
+        raw = self._pread(FOOTER.size, size - FOOTER.size)
+        if raw.endswith(END_MAGIC):
+            if zlib.crc32(raw[: FOOTER.size - 12]) != FOOTER.unpack(raw)[-2]:
+                raise ModelDataError("checksum mismatch in the footer", field="footer")
+            return raw, size
+        # data appended after the footer (a copy gone wrong): look for the footer in the tail
+        start = max(HEADER.size, size - _FOOTER_SEARCH)
+        tail = self._pread(size - start, start)
+        at = tail.rfind(END_MAGIC)
+        while at >= FOOTER.size - len(END_MAGIC):
+            end = start + at + len(END_MAGIC)
+            raw = tail[end - start - FOOTER.size : end - start]
+            if zlib.crc32(raw[: FOOTER.size - 12]) == FOOTER.unpack(raw)[-2]:
+                self.trailing_bytes = size - end
+                return raw, end
+            at = tail.rfind(END_MAGIC, 0, at)
+        raise ModelDataError(
+            "file is truncated or was not closed (no footer at the end)", field="footer"
+        )
 
     @staticmethod
     def _parse_metadata(header: dict, payload: np.ndarray) -> ModelData:
@@ -491,6 +529,7 @@ class ContainerReader(ModelDataReader):
             raise where.error("index entry points outside the data", "index")
         if raw_length > 4 * MAX_ELEMENTS:
             raise where.error("index entry has an impossible size", "index")
+        check_declared_size(raw_length, length, where)
         if data is None:
             comp = os.pread(self._fd, length, offset)
             if len(comp) != length:

@@ -43,6 +43,7 @@ from .components import (
 )
 from .data import BlendData, ModelData
 from .errors import ModelDataError
+from .limits import check_blend_shape
 from .metadata import decode_metadata, encode_metadata
 from .rubin_json import blend_to_dict, parse_blend
 
@@ -326,6 +327,7 @@ def parse_blend_record(header: dict, payload: np.ndarray, blend_id: int) -> Blen
     cur = Cursor(payload, w)
     origin = as_int_tuple(require(header, "origin", w), 2, w, "origin")
     shape = as_shape(require(header, "shape", w), 2, w, "shape")
+    check_blend_shape(shape, w)
     psf_center = header.get("psf_center")
     if psf_center is not None:
         psf_center = tuple(

@@ -97,6 +97,8 @@ def identify_format(path: str | os.PathLike) -> FileFormat:
             head = f.read(HEAD_SIZE)
     except OSError as e:
         raise ModelDataError(f"cannot open: {e}", path=path) from e
+    if not head:
+        raise ModelDataError("the file is empty (0 bytes): it is damaged", path=path)
     for fmt in _FORMATS.values():
         if fmt.reader is not None and fmt.identify(head):
             return fmt

@@ -16,10 +16,11 @@ from typing import Any
 from vermilion.core.files import atomic_write_file
 
 from . import registry
-from ._fields import NOWHERE, as_id
+from ._fields import NOWHERE, Where, as_id
 from .components import IsolatedSourceData
 from .data import BlendData, ModelData
 from .errors import ModelDataError
+from .limits import check_declared_size
 from .readers import DECODE_ERRORS, ModelDataReader
 from .rubin_json import (
     blend_to_dict,
@@ -81,8 +82,14 @@ class ArchiveReader(ModelDataReader):
         self._cache: dict[int, Any] = {}
 
     def _load(self, name: str) -> Any:
+        info = self._zip.getinfo(name)
+        where = NOWHERE if name in ARCHIVE_META_MEMBERS else Where(as_id(name, NOWHERE, "member"))
+        compressed = info.compress_size if info.compress_type != zipfile.ZIP_STORED else None
+        check_declared_size(info.file_size, info.file_size if compressed is None else compressed,
+                            where, f"archive member {name!r}")  # fmt: skip
         with self._zip.open(name) as f:
-            return json.loads(f.read())
+            # the inflated size is bounded by the declared one (zipfile stops there)
+            return json.loads(f.read(info.file_size + 1))
 
     def _member(self, ident: int) -> Any:
         """Decoded member ``ident``; its kind (blend or isolated) is remembered."""

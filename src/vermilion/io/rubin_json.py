@@ -48,6 +48,7 @@ from .components import (
 )
 from .data import BlendData, ModelData
 from .errors import ModelDataError
+from .limits import check_blend_shape
 from .metadata import decode_metadata, encode_metadata
 from .migration import PRE_SCHEMA, MigrationRegistry
 from .readers import DECODE_ERRORS, ModelDataReader, gc_paused
@@ -155,6 +156,7 @@ def parse_blend(d: Any, blend_id: int, source_table: dict | None = None) -> Blen
 def _parse_flat_blend(d: dict, w: Where, source_table: dict | None = None) -> BlendData:
     origin = as_int_tuple(require(d, "origin", w), 2, w, "origin")
     shape = as_shape(require(d, "shape", w), 2, w, "shape")
+    check_blend_shape(shape, w)
     meta = decode_metadata(d.get("metadata"), w, "metadata")
     bands = meta.pop("bands", None)
     if bands is not None:
@@ -258,6 +260,7 @@ def parse_isolated(d: Any, source_id: int) -> IsolatedSourceData:
         ISOLATED_VERSIONS.check(d["version"], "version")
     origin = as_int_tuple(require(d, "origin", w), 2, w, "origin")
     shape = as_shape(require(d, "shape", w), 2, w, "shape")
+    check_blend_shape(shape, w)
     peak = as_peak(require(d, "peak", w), w, "peak")
     span = float_array(require(d, "span_array", w), shape, w, "span_array")
     meta = decode_metadata(d.get("metadata"), w, "metadata")

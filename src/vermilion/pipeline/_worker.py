@@ -26,6 +26,7 @@ from vermilion.core import (
 from .background import LEVEL_KEY
 from .config import DeblendConfig
 from .measure import BlendMeasures, measure_blend
+from .pool import worker_lifeline
 
 __all__ = ["BlendJob", "BlendResult", "Settings", "deblend_blend", "run_chunk"]
 
@@ -184,14 +185,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             cutoff == 0 or len(centers) * int(job.footprint.sum()) <= cutoff
         )
         sources = init_all_sources(
-            init_obs,
-            centers,
-            min_snr=config.init_min_snr,
-            thresh=config.morphThresh,
-            max_components=config.max_components,
-            bg_thresh=config.backgroundThresh,
-            fit_spectra=fit_spectra,
-            monotonic_slack=config.monotonicSlack,
+            init_obs, centers, fit_spectra=fit_spectra, **config.init_options()
         )
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)
@@ -285,9 +279,15 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
 _SETTINGS: Settings | None = None
 
 
-def init_worker(settings: Settings) -> None:
-    """Process-pool initializer: keep the patch's shared settings in this process."""
+def init_worker(settings: Settings, parent: int | None = None) -> None:
+    """Process-pool initializer: keep the patch's shared settings in this process.
+
+    With ``parent`` (the pid of the process that started the pool) the worker ends
+    when that process dies and ignores Ctrl-C (`vermilion.pipeline.pool.worker_lifeline`).
+    """
     global _SETTINGS
+    if parent is not None:
+        worker_lifeline(parent)
     _SETTINGS = settings
 
 

@@ -16,14 +16,22 @@ import dataclasses
 import functools
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vermilion.core.masks import MASK_PLANES
 from vermilion.io.metadata import RECORDED_CONFIG_KEY
 
-__all__ = ["BACKGROUND_MODES", "CONFIG_KEY", "DeblendConfig", "ScarletDeblendConfig"]
+__all__ = [
+    "BACKGROUND_MODES",
+    "CONFIG_KEY",
+    "KNOWN_MASK_PLANES",
+    "DeblendConfig",
+    "ScarletDeblendConfig",
+]
 
 #: Key under which the config is recorded in model-data metadata and catalog meta (defined
 #: by io, whose rebuild reads the recorded settings back).
@@ -32,6 +40,17 @@ CONFIG_KEY = RECORDED_CONFIG_KEY
 _SOURCE_MODELS = ("single", "double", "compact")
 #: Values of `DeblendConfig.background` (see `vermilion.pipeline.background`).
 BACKGROUND_MODES = ("auto", "subtract", "none", "fit")
+#: Mask planes ``badMask`` may name: ours, and the standard planes of Rubin's exposures
+#: (planes an exposure does not define select no pixel).
+KNOWN_MASK_PLANES = frozenset(MASK_PLANES) | frozenset(
+    (
+        "BAD", "CLIPPED", "CR", "CROSSTALK", "DETECTED", "DETECTED_NEGATIVE", "EDGE",
+        "INEXACT_PSF", "INJECTED", "INJECTED_TEMPLATE", "INTRP", "ITL_DIP", "NOT_DEBLENDED",
+        "NO_DATA", "REJECTED", "SAT", "SAT_TEMPLATE", "SENSOR_EDGE", "SPIKE", "STREAK",
+        "SUSPECT", "UNMASKEDNAN", "VIGNETTED", "BRIGHT_OBJECT", "INVALID",
+    )
+)  # fmt: skip
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONVOLUTIONS = ("fft", "real")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
@@ -200,6 +219,19 @@ class DeblendConfig:
 
         need(self.maxIter >= 1, "maxIter", "must be >= 1")
         need(self.minIter >= 0, "minIter", "must be >= 0")
+        # the default minIter above a small maxIter is fine: the fit stops at maxIter
+        default_min = type(self).__dataclass_fields__["minIter"].default
+        need(
+            self.minIter <= self.maxIter or self.minIter == default_min,
+            "minIter",
+            f"must be <= maxIter ({self.maxIter})",
+        )
+        unknown = [p for p in self.badMask if p not in KNOWN_MASK_PLANES]
+        need(
+            not unknown,
+            "badMask",
+            f"names unknown mask plane(s) {unknown} (known: {sorted(KNOWN_MASK_PLANES)})",
+        )
         need(
             math.isfinite(self.relativeError) and self.relativeError > 0,
             "relativeError",
@@ -263,6 +295,24 @@ class DeblendConfig:
     def init_min_snr(self) -> float:
         """The ``min_snr`` of the initialization (infinite for ``sourceModel="compact"``)."""
         return math.inf if self.sourceModel == "compact" else float(self.minSNR)
+
+    def init_options(self) -> dict[str, Any]:
+        """How the pipeline initializes sources with this config.
+
+        Returns
+        -------
+        dict
+            Keyword arguments of `vermilion.core.init_all_sources` and
+            `vermilion.core.Chi2InitParameters`: ``min_snr``, ``thresh``,
+            ``max_components``, ``bg_thresh`` and ``monotonic_slack``.
+        """
+        return {
+            "min_snr": self.init_min_snr,  # infinite for "compact": model-PSF sources
+            "thresh": self.morphThresh,
+            "max_components": self.max_components,
+            "bg_thresh": self.backgroundThresh,
+            "monotonic_slack": self.monotonicSlack,
+        }
 
     def parameterization(self) -> functools.partial:
         """How the pipeline parameterizes components: proximal ADAM with this config.
@@ -334,7 +384,10 @@ class DeblendConfig:
             key = key.strip()
             if not sep or not key:
                 raise ValueError(f"Config override {arg!r} is not of the form name=value")
-            changes[key] = _parse_text(text.strip())
+            try:
+                changes[key] = _parse_text(text.strip())
+            except ValueError as exc:
+                raise ValueError(f"Config override {arg!r}: {exc}") from None
         return base.override(changes)
 
     @classmethod
@@ -407,7 +460,10 @@ def _parse_text(text: str) -> Any:
 
     try:
         return yaml.safe_load(text) if text else ""
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if text[:1] in "[{":  # a list or mapping that does not close: never a plain string
+            first = str(exc).strip().splitlines()[0]
+            raise ValueError(f"{text!r} is not a valid list or mapping ({first})") from None
         return text
 
 
@@ -421,7 +477,15 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
             value = []
         if not isinstance(value, Iterable):
             raise ValueError(f"{where} must be a list of names, got {value!r}")
-        items = tuple(str(v) for v in value)
+        if isinstance(value, Mapping):
+            raise ValueError(f"{where} must be a list of names, got {value!r}")
+        items = tuple(value)
+        for item in items:
+            if not isinstance(item, str) or not _NAME_RE.fullmatch(item):
+                raise ValueError(
+                    f"{where} must be a list of names such as [BAD, SAT] or BAD,SAT; "
+                    f"{item!r} is not a name"
+                )
         return items
     if kind == "bool":
         if isinstance(value, bool):

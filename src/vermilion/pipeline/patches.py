@@ -38,9 +38,11 @@ from vermilion.repo.butler import (
     repo_bands,
     repo_root,
 )
+from vermilion.repo.names import check_collection_names, check_run_name
 
 from .arrays import detect_and_deblend
 from .config import DeblendConfig
+from .pool import sigint_ignored
 from .task import default_workers
 
 __all__ = [
@@ -251,6 +253,14 @@ def _existing_outputs(
     return out
 
 
+def _all_stored(butler: Any, refs: Mapping[str, Any]) -> bool:
+    """Whether the files of ``refs`` are all there (not deleted by hand)."""
+    try:
+        return all(butler.stored_many(list(refs.values())).values())
+    except Exception:  # a datastore that cannot tell: trust the registry
+        return True
+
+
 def deblend_patch(
     repo: Any,
     tract: int,
@@ -333,7 +343,7 @@ def deblend_patch(
             if skip_existing_in is None
             else (_existing_outputs(butler, data_id, skip_existing_in))
         )
-        if len(done) == len(_OUTPUTS) and not redo:
+        if len(done) == len(_OUTPUTS) and not redo and _all_stored(butler, done):
             result.status = "skipped"
             result.seconds = time.perf_counter() - start
             return result
@@ -369,11 +379,26 @@ def deblend_patch(
             raise
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
-        _log.warning(
-            "tract %s patch %s failed: %s\n%s", tract, patch, result.error, traceback.format_exc()
-        )
+        if _lost_race(exc):
+            result.status = "skipped"
+            result.error = f"another run wrote tract {tract} patch {patch} to {output_run} first"
+        _log.warning("tract %s patch %s %s: %s", tract, patch, result.status, result.error)
+        _log.debug("%s", traceback.format_exc())
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` says another run stored the same outputs first."""
+    from lsst.daf.butler.registry import ConflictingDefinitionError
+
+    for _ in range(20):  # the chain of causes, bounded
+        if exc is None:
+            break
+        if isinstance(exc, ConflictingDefinitionError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _count(result: PatchResult, catalog: Any) -> None:
@@ -480,6 +505,11 @@ def deblend_patches(
     DeblendSummary
     """
     start = time.perf_counter()
+    if output_run is not None:
+        check_run_name(output_run)
+    if output is not None:
+        check_run_name(output)  # a chain's name follows the rules of run names
+    input_collections = check_collection_names(input_collections)
     patch_ids = [int(p) for p in patches]
     if len(set(patch_ids)) != len(patch_ids):
         raise ValueError(f"patches repeat: {patch_ids}")
@@ -489,7 +519,9 @@ def deblend_patches(
         return DeblendSummary(seconds=time.perf_counter() - start)
     n_dask, per_patch = _split_workers(len(patch_ids), workers)
     inputs = _as_list(input_collections) or [DEFAULT_COADD_RUN]
-    output, output_run, new_run = _prepare_output(root, output, output_run, inputs)
+    output, output_run, new_run = _prepare_output(
+        root, output, output_run, inputs, (tract, patch_ids, skymap)
+    )
     kwargs = {
         "config": config,
         "skymap": skymap,
@@ -539,12 +571,18 @@ def _as_list(collections: str | Sequence[str] | None) -> list[str]:
 
 
 def _prepare_output(
-    root: str, output: str | None, output_run: str | None, inputs: Sequence[str]
+    root: str,
+    output: str | None,
+    output_run: str | None,
+    inputs: Sequence[str],
+    where: tuple[int, Sequence[int], str | None],
 ) -> tuple[str | None, str, bool]:
-    """Open the repository once here (a clear error early); register the run and chain.
+    """Open the repository once here (a clear error early: an unknown tract or patch says
+    which exist); register the run and chain.
 
-    Returns the output chain (None: a plain run), the run and whether the run is new
-    to this call (then removed again if nothing was written into it).
+    ``where`` is ``(tract, patch ids, skymap)``. Returns the output chain (None: a plain
+    run), the run and whether the run is new to this call (then removed again if nothing
+    was written into it).
     """
     from lsst.daf.butler import CollectionType
 
@@ -552,6 +590,10 @@ def _prepare_output(
     from vermilion.repo.collections import chain_output_run, collection_type
 
     butler = open_repo(root, writeable=True)
+    tract, patch_ids, skymap = where
+    tract_info = get_skymap(butler, skymap)[tract]
+    for p in patch_ids:
+        tract_info.patch(p)
     if output is None and output_run is not None:
         butler.collections.register(output_run, CollectionType.RUN)
         return None, output_run, False
@@ -633,12 +675,15 @@ def _run_distributed(
     cluster = None
     own_client = True
     if scheduler is None:
-        with dask.config.set({"distributed.worker.daemon": False}):
+        # its worker processes start with SIGINT ignored: Ctrl-C stops them through us
+        with dask.config.set({"distributed.worker.daemon": False}), sigint_ignored():
             cluster = LocalCluster(
                 n_workers=n_dask,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # no dashboard; its HTTP routes on a free port (not 8787, maybe in use)
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
             )
         client = Client(cluster)

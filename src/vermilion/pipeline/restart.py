@@ -408,15 +408,7 @@ def add_source(
     if not obs.bbox.contains((cy, cx)):
         raise ValueError(f"the new peak (y, x)=({cy}, {cx}) lies outside the blend box {obs.bbox}")
     blend.check_new_peak((cy, cx), min_separation)
-    init = Chi2InitParameters(
-        obs,
-        None,
-        min_snr=config.init_min_snr,  # infinite for "compact": a model-PSF source
-        thresh=config.morphThresh,
-        max_components=config.max_components,
-        bg_thresh=config.backgroundThresh,
-        monotonic_slack=config.monotonicSlack,
-    )
+    init = Chi2InitParameters(obs, None, **config.init_options())
     source = init_main_source((cy, cx), init)
     source.metadata.update(dict(metadata or {}))
     blend.sources.append(source)
@@ -637,6 +629,26 @@ REPORT_FLAGS = (
 )
 
 
+def _models_skipping_damaged(butler: Any, tract: int, patch: int) -> Any:
+    """The patch's models; when some blends are damaged, the others (``.errors``: the damaged)."""
+    from vermilion.io import ModelData
+
+    try:
+        return butler.get(MODEL_DATASET, tract=tract, patch=patch)
+    except Exception as first:
+        ref = butler.find_dataset(MODEL_DATASET, tract=tract, patch=patch)
+        if ref is None:
+            raise
+        try:
+            with butler.getURI(ref).as_local() as local:
+                model = ModelData.read(local.ospath, on_error="skip")
+        except Exception:
+            raise first from None
+        if not model.errors:
+            raise
+        return model
+
+
 def patch_blends(
     repo: Any,
     tract: int,
@@ -664,25 +676,30 @@ def patch_blends(
         ``flags`` of `REPORT_FLAGS` and ``sources``: per child id, its catalog columns
         (``{name: value}``, the footprint left out), as `vermilion.display.write_report`
         takes them (each source row of the report shows its id, fluxes and flags).
+        A blend whose stored models cannot be read is given as its `ModelDataError`
+        (the report shows it as unreadable).
     """
-    from vermilion.io import multiband_data_to_blend
+    from vermilion.io import ModelDataError, multiband_data_to_blend
     from vermilion.repo import MultibandExposure
 
     loader = BlendLoader(repo, tract, patch, collections)
     butler = loader.butler
     catalog = loader.catalog
-    reader = butler.get(loader._ref(MODEL_DATASET))
+    reader = _models_skipping_damaged(butler, tract, patch)
     mexposure = MultibandExposure.from_butler(
         butler, reader.bands, EXPOSURE_DATASET, tract=tract, patch=patch
     )
-    ids = [int(i) for i in reader.blends]
+    ids = sorted(int(i) for i in [*reader.blends, *reader.errors])
     if max_blends is not None:
         ids = ids[:max_blends]
     for blend_id in ids:
         record = catalog.find(blend_id)
-        blend = multiband_data_to_blend(
-            reader, blend_id, mexposure=mexposure, footprint=record.getFootprint()
-        )
+        try:
+            blend = reader.errors.get(blend_id) or multiband_data_to_blend(
+                reader, blend_id, mexposure=mexposure, footprint=record.getFootprint()
+            )
+        except ModelDataError as exc:  # one damaged blend: shown as unreadable, others go on
+            blend = exc
         flags = [name for name in REPORT_FLAGS if name in record.colnames and bool(record[name])]
         children = catalog.children(blend_id)
         columns = [c for c in children.colnames if c != "footprint"]

@@ -54,6 +54,7 @@ from . import measure
 from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker, run_chunk
 from .background import BACKGROUND_KEY, PatchBackground, footprint_mask
 from .config import CONFIG_KEY, DeblendConfig
+from .pool import check_pool_runs
 
 if TYPE_CHECKING:
     from vermilion.detect.catalog import SourceCatalog
@@ -528,7 +529,11 @@ def _run_pool(
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=ctx, initializer=init_worker, initargs=(settings,)
+            max_workers=n_workers,
+            mp_context=ctx,
+            initializer=init_worker,
+            # forkserver workers are the server's children: no parent to watch
+            initargs=(settings, None if mp_context == "forkserver" else os.getpid()),
         )
 
     pool = new_pool()
@@ -555,6 +560,7 @@ def _run_pool(
                 except BrokenProcessPool:
                     broken = True
                     if future in solo:
+                        check_pool_runs(new_pool, chunk[0])
                         results[chunk[0]] = BlendResult(
                             chunk[0],
                             0,

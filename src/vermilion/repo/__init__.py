@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
     )
     from .errors import (
         BBoxError,
+        CollectionNameError,
         CorruptFileError,
         DataIdError,
         DatasetMissingError,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers and readers
     from .ingest import ingest_arrays, ingest_coadd, ingest_model_data
     from .ingest_checks import IngestWarning
     from .multiband import MultibandExposure
+    from .names import check_collection_names, check_run_name
     from .psf import ImagePsf
     from .repository import DATASET_TYPES, create_repo, describe_repo, open_repo, register_skymap
     from .single_band import Exposure
@@ -58,6 +60,7 @@ __all__ = [
     "REPO_VERSION",
     "SKYMAP_RUN",
     "BBoxError",
+    "CollectionNameError",
     "CorruptFileError",
     "DataIdError",
     "DatasetMissingError",
@@ -72,7 +75,9 @@ __all__ = [
     "RepoVersionError",
     "SkyMap",
     "TractInfo",
+    "check_collection_names",
     "check_repo",
+    "check_run_name",
     "create_repo",
     "default_collections",
     "default_skymap",
@@ -92,6 +97,7 @@ __all__ = [
 _EXPORTS = {
     "errors": (
         "BBoxError",
+        "CollectionNameError",
         "CorruptFileError",
         "DataIdError",
         "DatasetMissingError",
@@ -123,6 +129,7 @@ _EXPORTS = {
     "repository": ("DATASET_TYPES", "create_repo", "describe_repo", "open_repo", "register_skymap"),
     "ingest": ("ingest_arrays", "ingest_coadd", "ingest_model_data"),
     "ingest_checks": ("IngestWarning",),
+    "names": ("check_collection_names", "check_run_name"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

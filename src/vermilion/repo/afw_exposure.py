@@ -31,15 +31,15 @@ import numpy as np
 
 from vermilion.core.bbox import Box
 
-from .boxes import check_inside
 from .errors import CorruptFileError, PsfMissingError
 from .exposure_parts import (
     ExposureParts,
+    cut_pixels,
     find_hdu,
-    hdu_pixels,
+    header_wcs,
     mask_planes_from_header,
+    read_box,
     standard_mask_planes,
-    wcs_from_header,
 )
 
 __all__ = ["AFW_HDUS", "afw_origin", "is_afw_exposure", "read_afw_open"]
@@ -128,14 +128,11 @@ def read_afw_open(
         raise CorruptFileError(f"{path}: HDU IMAGE is not a 2D image (NAXIS={hdr.get('NAXIS')!r})")
     shape = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
     full = Box(shape, afw_origin(hdr, path, origin))
-    if box is not None:
-        check_inside(box, full, "exposure")
-    else:
-        box = full
+    box = read_box(full, box)
     if component == "bbox":
         return box
     if component == "wcs":
-        return wcs_from_header(hdr.tostring(), full) if "CTYPE1" in hdr else None
+        return header_wcs(hdr, full)
     if psf is None and component in (None, "psf"):
         raise PsfMissingError(
             f"{path}: no PSF: the file has no PSF HDU, and the PSF of an lsst.afw.image "
@@ -147,9 +144,7 @@ def read_afw_open(
     local = box.slices_in(full)
 
     def pixels(name: str, dtype: Any) -> np.ndarray:
-        index, hdu = found[name]  # type: ignore[misc]
-        data = hdu_pixels(hdul, index, hdu, path, name, shape)
-        return np.ascontiguousarray(data[local], dtype=dtype)
+        return cut_pixels(hdul, found[name], path, name, shape, local, dtype)  # type: ignore[arg-type]
 
     if component == "image":
         return pixels("IMAGE", np.float32)

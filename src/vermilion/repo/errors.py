@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BBoxError",
+    "CollectionNameError",
     "CorruptFileError",
     "DataIdError",
     "DatasetMissingError",
@@ -44,3 +45,7 @@ class BBoxError(RepoError, ValueError):
 
 class PsfMissingError(RepoError, ValueError):
     """An exposure has no PSF vermilion can evaluate, and none was given (``psf=``)."""
+
+
+class CollectionNameError(RepoError, ValueError):
+    """A run or collection name is not valid (it would be a path outside the repository)."""

@@ -36,17 +36,19 @@ import numpy as np
 from vermilion.core.bbox import Box
 from vermilion.core.files import atomic_write
 from vermilion.core.masks import MASK_PLANES
+from vermilion.io.limits import open_fits_checked
 
 from .afw_exposure import is_afw_exposure, read_afw_open
-from .boxes import check_inside
 from .errors import CorruptFileError, FormatVersionError, RepoError
 from .exposure_parts import (
     ExposureParts,
+    cut_pixels,
     find_hdu,
-    hdu_pixels,
     hdu_summary,
+    header_wcs,
     mask_planes_from_header,
     psf_from_hdu,
+    read_box,
     shifted_wcs,
     wcs_from_header,
 )
@@ -219,21 +221,15 @@ def _read_open(hdul: Any, path: str, box: Box | None, component: str | None, psf
     hdr = img_hdu.header
     shape = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
     full = Box(shape, (-int(hdr.get("LTV2", 0)), -int(hdr.get("LTV1", 0))))
-    if box is not None:
-        check_inside(box, full, "exposure")
-    else:
-        box = full
+    box = read_box(full, box)
     if component == "bbox":
         return box
     if component == "wcs":
-        return wcs_from_header(hdr.tostring(), full) if "CTYPE1" in hdr else None
+        return header_wcs(hdr, full)
     local = box.slices_in(full)
 
     def pixels(name: str, dtype) -> np.ndarray:
-        index, hdu = _hdu(hdul, name, path)
-        data = hdu_pixels(hdul, index, hdu, path, name, shape)
-        # a copy of the box only: with memmap the pages outside it are never read
-        return np.ascontiguousarray(data[local], dtype=dtype)
+        return cut_pixels(hdul, _hdu(hdul, name, path), path, name, shape, local, dtype)
 
     if component == "image":
         return pixels("IMAGE", np.float32)
@@ -279,11 +275,10 @@ def read_coadd(
     psf: ImagePsf | None = None,
 ) -> ExposureParts:
     """Read a user coadd of one band (see `Exposure.from_fits`) into `ExposureParts`."""
-    from astropy.io import fits
 
     p = os.fspath(path)
     try:
-        with fits.open(p, memmap=False) as hdul:
+        with open_fits_checked(p, CorruptFileError, memmap=False) as hdul:
             # a user coadd with a PSF HDU is read as such, even with afw's HDU names
             afw = is_afw_exposure(hdul) and find_hdu(hdul, "PSF") is None
             if "VMLNTYPE" not in hdul[0].header and afw:
@@ -358,11 +353,10 @@ def read_psf_file(path: str | os.PathLike) -> ImagePsf:
     CorruptFileError
         The file cannot be read or holds no image.
     """
-    from astropy.io import fits
 
     p = os.fspath(path)
     try:
-        with fits.open(p, memmap=False) as hdul:
+        with open_fits_checked(p, CorruptFileError, memmap=False) as hdul:
             found = find_hdu(hdul, "PSF")
             hdu = (
                 found[1]

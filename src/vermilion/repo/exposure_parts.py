@@ -19,16 +19,20 @@ import numpy as np
 from vermilion.core.bbox import Box
 from vermilion.core.masks import MASK_PLANES
 
+from .boxes import check_inside
 from .errors import CorruptFileError
 from .psf import ImagePsf
 
 __all__ = [
     "ExposureParts",
+    "cut_pixels",
     "find_hdu",
     "hdu_pixels",
     "hdu_summary",
+    "header_wcs",
     "mask_planes_from_header",
     "psf_from_hdu",
+    "read_box",
     "shifted_wcs",
     "standard_mask_planes",
     "wcs_from_header",
@@ -117,6 +121,32 @@ def hdu_pixels(
     if data is None or data.shape != declared:
         raise CorruptFileError(f"{path}: HDU {name} does not hold a {declared} image")
     return data
+
+
+def read_box(full: Box, box: Box | None) -> Box:
+    """The box a read covers: ``box``, checked inside the file's box ``full``, or all of it."""
+    if box is None:
+        return full
+    check_inside(box, full, "exposure")
+    return box
+
+
+def header_wcs(header: Any, full: Box) -> Any:
+    """The sky WCS of an image header (see `wcs_from_header`), None when it has none."""
+    return wcs_from_header(header.tostring(), full) if "CTYPE1" in header else None
+
+
+def cut_pixels(
+    hdul: Any, found: tuple[int, Any], path: str, name: str, shape: tuple[int, int], local, dtype
+) -> np.ndarray:
+    """The pixels of image HDU ``found`` (index, hdu) inside ``local`` slices, as ``dtype``.
+
+    Checked as `hdu_pixels` checks them; only the box is copied, so with a memory map the
+    pages outside it are never read.
+    """
+    index, hdu = found
+    data = hdu_pixels(hdul, index, hdu, path, name, shape)
+    return np.ascontiguousarray(data[local], dtype=dtype)
 
 
 def psf_from_hdu(data: Any, header: Mapping[str, Any]) -> ImagePsf:

@@ -26,6 +26,8 @@ from typing import Any
 from lsst.daf.butler import FormatterV2, StorageClassDelegate
 from lsst.resources import ResourcePath
 
+from vermilion.io.limits import open_fits_checked
+
 from .errors import CorruptFileError, RepoError
 
 __all__ = [
@@ -156,11 +158,10 @@ class TableFormatter(_VermilionFormatter):
     def read_from_local_file(
         self, path: str, component: str | None = None, expected_size: int = -1
     ) -> Any:
-        from astropy.io import fits
         from astropy.table import Table
 
         try:
-            with fits.open(path, memmap=False) as hdul:
+            with open_fits_checked(path, CorruptFileError, memmap=False) as hdul:
                 table = Table.read(hdul[1], format="fits", character_as_bytes=False)
                 meta_json = hdul[1].header.get("VMLNMETA")
             table.meta.clear()

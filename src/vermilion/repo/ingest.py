@@ -29,7 +29,15 @@ from .butler import (
 )
 from .errors import BBoxError, DataIdError, RepoError
 from .exposure_fits import read_psf_file
-from .ingest_checks import check_wcs, warn_missing_bands
+from .ingest_checks import (
+    check_band_card,
+    check_exposure_content,
+    check_model_file,
+    check_same_as_stored,
+    check_wcs,
+    warn_missing_bands,
+)
+from .names import check_run_name
 from .psf import ImagePsf
 from .repository import open_repo
 from .single_band import Exposure
@@ -92,6 +100,7 @@ def _put(
     existing = butler.find_dataset(dataset_type, data_id, collections=run)
     if existing is not None:
         if not overwrite:
+            check_same_as_stored(butler, existing, obj, dataset_type, data_id, run)
             _log.info("%s %s exists in run %s; kept", dataset_type, dict(data_id), run)
             return existing
         butler.pruneDatasets([existing], disassociate=True, unstore=True, purge=True)
@@ -177,6 +186,7 @@ def ingest_arrays(
     Non-finite image or variance pixels are stored as image 0, variance inf with
     the NO_DATA mask bit set.
     """
+    check_run_name(run)
     images = np.asarray(images)
     variance = np.asarray(variance)
     bands = [str(b) for b in bands]
@@ -238,6 +248,8 @@ def _store(
 ) -> dict[str, DatasetRef]:
     from lsst.daf.butler import CollectionType
 
+    for exp in exposures:
+        check_exposure_content(exp)
     butler.collections.register(run, CollectionType.RUN)
     refs = {}
     for exp in exposures:
@@ -298,6 +310,7 @@ def ingest_coadd(
     PsfMissingError
         A band's file carries no PSF vermilion can read and ``psfs`` has none.
     """
+    check_run_name(run)
     if not files_by_band:
         raise ValueError("No files to ingest")
     butler = _writeable(butler_or_path)
@@ -306,12 +319,15 @@ def ingest_coadd(
     info = _patch_info(butler, skymap, tract, patch)
     exposures = []
     for band, path in files_by_band.items():
+        check_band_card(path, str(band))
         psf = (psfs or {}).get(band)
         if isinstance(psf, str | os.PathLike):
             psf = read_psf_file(psf)
         exp = Exposure.from_fits(path, band=str(band), origin=info.outer_bbox.origin, psf=psf)
         if exp.psf is None:
             raise RepoError(f"{os.fspath(path)}: no PSF")
+        # before the mask planes are remapped
+        check_exposure_content(exp, f"{os.fspath(path)} (band {band!r})")
         where = f"{os.fspath(path)} (band {band!r})"
         if (exp.bbox & info.outer_bbox) != exp.bbox:
             raise BBoxError(
@@ -354,6 +370,7 @@ def ingest_model_data(
 
     from .formatters import ModelDataFormatter
 
+    check_run_name(run)
     # Absolute: the butler would resolve a relative path against the repository root.
     src = os.path.abspath(os.fspath(path))
     ext = os.path.splitext(src)[1].lower()
@@ -364,6 +381,7 @@ def ingest_model_data(
         )
     if not os.path.isfile(src):
         raise FileNotFoundError(src)
+    check_model_file(src)
     butler = _writeable(butler_or_path)
     info = _patch_info(butler, skymap, tract, patch)
     butler.collections.register(run, CollectionType.RUN)

@@ -25,6 +25,7 @@ from .butler import (
     vermilion_version,
 )
 from .errors import RepoError
+from .names import check_collection_names, check_run_name
 from .skymap import SkyMap
 
 if TYPE_CHECKING:
@@ -272,9 +273,17 @@ def open_repo(path: str | os.PathLike, *, writeable: bool = False, **kwargs: Any
     """
     from lsst.daf.butler import Butler
 
+    if kwargs.get("run") is not None:
+        check_run_name(kwargs["run"])
+    check_collection_names(kwargs.get("collections"))
     root = os.fspath(path)
-    if "://" not in root and not os.path.exists(root):
-        raise RepoError(f"No data repository at {root}")
+    if "://" not in root:
+        if not os.path.exists(root):
+            raise RepoError(f"No data repository at {root}")
+        if not os.path.isdir(root) and not root.endswith((".yaml", ".json")):
+            raise RepoError(f"{root} is a file, not a data repository folder")
+        if os.path.isdir(root) and not os.path.exists(os.path.join(root, "butler.yaml")):
+            raise RepoError(f"{root} is not a data repository (it has no butler.yaml)")
     butler = Butler.from_config(root, writeable=writeable, **kwargs)
     check_repo(butler, where=root)
     return butler
