@@ -1,8 +1,10 @@
 """`BackgroundComponent`: a flat sky level per band fitted with the sources of a blend.
 
 The gradient of the level is checked against finite differences of ``0.5 chi^2`` (the
-sky is added to the model after the convolution); a fit recovers a known level, also a
-negative one; and the re-apportioned fluxes share the image minus the fitted sky.
+sky is added to the model after the convolution), on the blend's observation and on the
+level's own sky pixels (`set_sky`, where one update is the exact minimum); a fit
+recovers a known level, also a negative one; a fixed level stays; and the re-apportioned
+fluxes share the image minus the fitted sky.
 """
 
 from __future__ import annotations
@@ -154,3 +156,73 @@ def test_a_fit_recovers_the_sky(sky, parameterization):
     true_flux = _truth().sum(axis=(1, 2))
     fluxes = sum(s.flux.data.sum(axis=(1, 2)) for s in blend.sources)
     assert np.all(np.abs(fluxes - true_flux) < 0.05 * true_flux)
+
+
+def _sky_data(obs: Observation, margin: int = 6):
+    """The level's own pixels: the box grown by ``margin``, zero weight on the sources."""
+    rng = np.random.default_rng(5)
+    box = Box((SHAPE[0] + 2 * margin, SHAPE[1] + 2 * margin), (-margin, -margin))
+    images = rng.normal(0, 1.0, (3, *box.shape))
+    inner = (slice(None), *obs.bbox.slices_in(box))
+    images[inner] = obs._images
+    weights = np.ones((3, *box.shape))
+    core = np.zeros(box.shape, bool)
+    core[margin + 8 : margin + 32, margin + 8 : margin + 38] = True  # "the footprint"
+    weights[:, core] = 0
+    return images, weights, box
+
+
+def test_sky_loss_gradient_and_exact_update():
+    """On its own pixels the level's gradient is that of its loss (finite differences),
+    and one update lands on the loss's minimum given the sources' rendered model."""
+    obs = _observation([5.0, -3.0, 2.0])
+    sources = _fixed_sources(obs.bbox)
+    images, weights, box = _sky_data(obs)
+    background = BackgroundComponent(BANDS, [4.0, -2.5, 2.5], obs.bbox)
+    background.set_sky(images, weights, box)
+    rendered = obs.diff_kernel(sum(s.get_model(obs.bbox).data for s in sources))
+    grad, loss = background.sky_terms(rendered)
+
+    def loss_at(level):
+        full = np.asarray(level, float)[:, None, None] - images
+        full[(slice(None), *obs.bbox.slices_in(box))] += rendered
+        return 0.5 * float(np.sum(weights * full**2))
+
+    level = background.level.astype(float)
+    assert loss == pytest.approx(loss_at(level), rel=1e-9)
+    h = 1e-3
+    numeric = [
+        (loss_at(level + h * np.eye(3)[b]) - loss_at(level - h * np.eye(3)[b])) / (2 * h)
+        for b in range(3)
+    ]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6)
+    np.testing.assert_allclose(background.sky_weight, weights.sum(axis=(1, 2)))
+    background.update(0, np.zeros((3, *SHAPE)), rendered)
+    after, _ = background.sky_terms(rendered)
+    np.testing.assert_allclose(after, 0, atol=1e-3 * np.abs(grad).max())
+    with pytest.raises(ValueError, match="does not contain"):
+        background.set_sky(images[:, :20, :20], weights[:, :20, :20], Box((20, 20), (0, 0)))
+
+
+def test_a_fixed_level_stays_and_a_sky_level_is_fitted_with_the_sources():
+    obs = _observation([20.0, 20.0, 20.0], seed=4)
+    fixed = BackgroundComponent(BANDS, [19.0, 19.0, 19.0], obs.bbox, fixed=True)
+    blend = Blend(_fixed_sources(obs.bbox), obs, background=fixed)
+    blend.parameterize(functools.partial(init_adaprox_component, bg_thresh=0.25))
+    blend.fit(5, min_iter=5)
+    np.testing.assert_array_equal(blend.background.level, 19.0)
+    # only the masked strip and a border are sky: the level is pinned there
+    sky_w = obs._weights.astype(float).copy()
+    sky_w[:, 4:36, 4:40] = 0
+    start = np.full(3, 19.0)
+    shifted = Observation(
+        obs._images - start[:, None, None], obs._variance, weights=obs._weights,
+        psfs=obs.psfs, bands=BANDS,
+    )  # fmt: skip
+    sources = init_all_sources(shifted, list(PEAKS), min_snr=50)
+    background = BackgroundComponent(BANDS, start, obs.bbox).set_sky(obs._images, sky_w)
+    blend = Blend(sources, obs, background=background)
+    blend.parameterize(functools.partial(init_adaprox_component, bg_thresh=0.25))
+    blend.fit(200, e_rel=1e-6)
+    sigma = 1 / np.sqrt(sky_w[0].sum())
+    np.testing.assert_allclose(blend.background.level, 20.0, atol=4 * sigma)

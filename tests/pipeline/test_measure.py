@@ -263,24 +263,36 @@ def _levels(catalog, band: str) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def _max_deviation(k0, k1, band: str) -> tuple[float, int]:
+    """Largest ``|F_fit / F_free - 1|`` of the children with S/N > 50, and how many."""
+    common = sorted(set(k0) & set(k1))
+    a = np.array([k0[k][f"deblend_reapportionedFlux_{band}"] for k in common], float)
+    b = np.array([k1[k][f"deblend_reapportionedFlux_{band}"] for k in common], float)
+    err = np.array([k0[k][f"flux_err_{band}"] for k in common], float)
+    bright = a / err > 50
+    return float(np.max(np.abs(b[bright] / a[bright] - 1))), int(bright.sum())
+
+
 def test_a_sky_left_in_the_coadd_is_fitted(fitted_sky):
     """+20 nJy fitted in each blend: fluxes within 2% of the background-free ones (S/N > 50).
 
-    Measured (prior 0.02 noise): fitted levels over the 10 blends, medians 19.98, 19.99,
-    19.92 (g, r, i), extremes 19.85 to 20.19; but the children's fluxes differ from the
-    background-free run by up to 8.1%, 5.9%, 5.2%: not yet within 2% (see xfail below).
+    Measured (margin 40 px): at most 0.3% (g), 1.3% (r), 0.6% (i) on 5, 7, 7 children;
+    fitted levels 19.98 to 20.08. The level fitted on its footprint alone (the first
+    version) drifted by up to 0.2 and moved these fluxes by up to 8.1%, 5.9%, 5.2%;
+    with a margin of 20 px, up to 10%.
     """
     (_, _, k0), (sky, models, k1), _ = fitted_sky
     summary = sky.meta["deblend_background"]
-    assert summary["mode"] == "fit" and summary["fitted"]
+    assert summary["mode"] == "fit" and summary["fitted"] and summary["margin"] == 40
     assert not any(b["subtracted"] for b in summary["bands"].values())
     for band in "gri":
         column = sky[f"deblend_backgroundLevel_{band}"]
         assert str(column.unit) == "nJy" and "fitted" in column.description
         levels = _levels(sky, band)
         assert len(levels) >= 10
-        assert abs(np.median(levels) - 20) < 0.4, band
-        assert np.all(np.abs(levels - 20) < 2.0), band
+        assert np.all(np.abs(levels - 20) < 0.1), band
+        assert summary["levels"][band]["n_blends"] == len(levels)
+        assert summary["levels"][band]["median"] == pytest.approx(np.median(levels))
         children = sky[np.asarray(sky["parent"]) != 0]
         assert np.all(np.isnan(children[f"deblend_backgroundLevel_{band}"]))
     # the stored blends carry their levels, and a rebuild knows them
@@ -293,35 +305,33 @@ def test_a_sky_left_in_the_coadd_is_fitted(fitted_sky):
     for b, band in enumerate("gri"):
         assert stored[band] == pytest.approx(float(parent[f"deblend_backgroundLevel_{band}"]))
         assert rebuilt.background.level[b] == pytest.approx(stored[band])
+        err = blend.metadata["background_level_err"][band]
+        assert err == pytest.approx(float(parent[f"deblend_backgroundLevelErr_{band}"]))
     assert all(s.metadata.get("id") for s in rebuilt.sources)  # no source for the sky
-    common = sorted(set(k0) & set(k1))
-    assert len(common) >= 0.9 * len(k0)
+    assert len(set(k0) & set(k1)) >= 0.9 * len(k0)
     for band in "gri":
-        a = np.array([k0[k][f"deblend_reapportionedFlux_{band}"] for k in common], float)
-        b = np.array([k1[k][f"deblend_reapportionedFlux_{band}"] for k in common], float)
-        err = np.array([k0[k][f"flux_err_{band}"] for k in common], float)
-        bright = a / err > 50
-        assert bright.sum() >= 4
-        np.testing.assert_allclose(b[bright], a[bright], rtol=0.10, err_msg=band)
-        if np.max(np.abs(b[bright] / a[bright] - 1)) > 0.02:
-            pytest.xfail("fitted-sky fluxes differ from the background-free ones by > 2%")
+        deviation, n = _max_deviation(k0, k1, band)
+        assert n >= 4
+        assert deviation < 0.02, band
 
 
 def test_a_clean_coadd_fits_no_sky(fitted_sky):
-    """On a background-subtracted coadd the fitted levels are 0 within the noise.
+    """On a background-subtracted coadd: fluxes within 2% of ``background="none"`` and
+    fitted levels 0 within 3 times their errors.
 
-    Measured (prior 0.02 noise): means -0.021, 0.010, -0.058 over 10 blends (standard
-    errors 0.025, 0.023, 0.032; noise 1.15, 1.33, 2.15), largest 0.15, 0.18, 0.19.
+    Measured: fluxes within 0.5%, 1.3%, 0.5%; levels -0.02 to 0.08 (errors 0.010 to
+    0.044; largest level / error 2.2, 2.9, 1.9 in g, r, i; noise 1.15, 1.33, 2.15).
     """
-    (auto, _, _), _, (clean, _, _) = fitted_sky
-    info = clean.meta["deblend_background"]["bands"]
+    (auto, _, k0), _, (clean, _, k2) = fitted_sky
     for band in "gri":
-        levels = _levels(clean, band)
-        noise = info[band]["noise"]
-        assert len(levels) >= 10
-        # the mean over the blends, against its standard error, and each one
-        assert abs(np.mean(levels)) < 3 * np.std(levels) / np.sqrt(len(levels)) + 0.05 * noise
-        assert np.all(np.abs(levels) < noise), band
+        levels = np.asarray(clean[f"deblend_backgroundLevel_{band}"], float)
+        errors = np.asarray(clean[f"deblend_backgroundLevelErr_{band}"], float)
+        fitted = np.isfinite(levels)
+        assert fitted.sum() >= 10
+        assert np.all(errors[fitted] > 0) and np.all(np.abs(levels / errors)[fitted] < 3), band
+        deviation, n = _max_deviation(k0, k2, band)
+        assert n >= 4
+        assert deviation < 0.02, band
     # the other modes do not get the column
     assert "deblend_backgroundLevel_r" not in auto.colnames
 
@@ -330,6 +340,8 @@ def test_background_config_is_checked():
     with pytest.raises(ValueError, match="background must be one of"):
         DeblendConfig(background="sky")
     assert DeblendConfig(background="fit").background == "fit"
+    with pytest.raises(ValueError, match="backgroundMargin"):
+        DeblendConfig(backgroundMargin=-1)
     with pytest.raises(ValueError, match="backgroundSignificance"):
         DeblendConfig(backgroundSignificance=-1)
     assert DeblendConfig.from_args(["background=none"]).background == "none"

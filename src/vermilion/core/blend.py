@@ -248,8 +248,9 @@ class Blend:
         for step in range(max_iter):
             model = self._model_array(placements=placements)
             rendered = obs.diff_kernel(model)
+            sources_rendered = rendered
             if background is not None:
-                rendered += background.model_array()
+                rendered = rendered + background.model_array()
             residual = rendered - images
             weighted = weights * residual
             log_l = -0.5 * float(np.dot(weighted.ravel(), residual.ravel()))
@@ -267,7 +268,7 @@ class Blend:
                     g[s_comp] = grad[s_blend]
                     c.update(self.it, g)
             if background is not None:
-                background.update(self.it, weighted)
+                background.update(self.it, weighted, sources_rendered)
             self.it += 1
             if resize and self.it % resize == 0:
                 if any([c.resize(bbox) for c in components]):

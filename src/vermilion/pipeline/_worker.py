@@ -23,7 +23,7 @@ from vermilion.core import (
     weight_sources,
 )
 
-from .background import LEVEL_KEY
+from .background import LEVEL_ERR_KEY, LEVEL_KEY
 from .config import DeblendConfig
 from .measure import BlendMeasures, measure_blend
 from .pool import worker_lifeline
@@ -73,11 +73,11 @@ class BlendJob:
     psfs
         Observed PSFs at ``psf_center``; None when equal to the patch's.
     background
-        ``(bands,)`` starting sky levels when the sky is fitted in each blend
-        (``DeblendConfig.background="fit"``), also the centre of the level's prior;
-        None otherwise.
-    background_sigma
-        ``(bands,)`` width of that prior (`PatchBackground.level_sigma`).
+        ``(bands,)`` the patch's sky estimate over the box when the sky is fitted in
+        each blend (``DeblendConfig.background="fit"``); None otherwise.
+    sky
+        With ``background``: ``(images, weights, box)``, the pixels that constrain the
+        level (`vermilion.pipeline.background.sky_pixels`).
     """
 
     index: int
@@ -93,7 +93,7 @@ class BlendJob:
     psf_center: tuple[float, float]
     psfs: np.ndarray | None = None
     background: np.ndarray | None = None
-    background_sigma: np.ndarray | None = None
+    sky: tuple[np.ndarray, np.ndarray, Box] | None = None
 
 
 @dataclass
@@ -118,6 +118,7 @@ class BlendResult:
     blend_data: Any = None
     measures: BlendMeasures | None = None
     background: np.ndarray | None = None  # (bands,) fitted sky levels, background="fit"
+    background_err: np.ndarray | None = None  # (bands,) their errors
     seconds: float = 0.0
 
 
@@ -145,6 +146,20 @@ class _FootprintMask:
 
     def as_array(self) -> np.ndarray:
         return self._mask
+
+
+def _background(job: BlendJob, bands) -> BackgroundComponent | None:
+    """The blend's sky level, on its own pixels, from their weighted mean (or None)."""
+    if job.background is None:
+        return None
+    level = np.asarray(job.background, np.float64)
+    if job.sky is None:
+        return BackgroundComponent(bands, level.astype(np.float32), job.bbox)
+    images, weights, box = job.sky
+    total = np.sum(weights, axis=(1, 2))
+    mean = np.sum(weights * images, axis=(1, 2)) / np.where(total > 0, total, 1)
+    level = np.where(total > 0, mean, level).astype(np.float32)
+    return BackgroundComponent(bands, level, job.bbox).set_sky(images, weights, box)
 
 
 class BlendFailure(RuntimeError):
@@ -175,8 +190,9 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             )
 
         obs = observation()
+        background = _background(job, settings.bands)
         # with a fitted sky the sources start on the images less its starting level
-        init_obs = obs if job.background is None else observation(job.background)
+        init_obs = obs if background is None else observation(background.level)
         if not np.any(obs.weights.data > 0):
             raise BlendFailure("every pixel of the footprint is masked or has no valid variance")
         centers = [(int(y), int(x)) for y, x in job.peaks]
@@ -189,15 +205,6 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
         )
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)
-        background = None
-        if job.background is not None:
-            background = BackgroundComponent(
-                settings.bands,
-                job.background,
-                job.bbox,
-                prior=job.background,
-                prior_sigma=job.background_sigma,
-            )
         blend = Blend(sources, obs, metadata={"parent_id": job.parent_id}, background=background)
         blend.parameterize(config.parameterization())
         # a diverging fit is detected and raised by the engine: no warnings needed
@@ -245,8 +252,12 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             "logL": float(log_l),
             "converged": bool(blend.converged),
         }
+        level_err = None
         if level is not None:
             data.metadata[LEVEL_KEY] = {b: float(v) for b, v in zip(settings.bands, level)}
+            weight = blend.background.sky_weight
+            level_err = np.where(weight > 0, 1 / np.sqrt(np.where(weight > 0, weight, 1)), np.nan)
+            data.metadata[LEVEL_ERR_KEY] = {b: float(v) for b, v in zip(settings.bands, level_err)}
         return BlendResult(
             job.index,
             job.parent_id,
@@ -260,6 +271,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             blend_data=data,
             measures=measures,
             background=level,
+            background_err=level_err,
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:

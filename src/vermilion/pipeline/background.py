@@ -25,11 +25,16 @@ does with it (``DeblendConfig.background``):
     never (the images are deblended as they are).
 ``"fit"``
     fit it in every blend: a constant level per band over the blend box
-    (`vermilion.core.BackgroundComponent`), starting from this estimate there
-    (`PatchBackground.level_in`), updated with the sources by the same optimizer. The
-    fitted levels go on the parent record (``deblend_backgroundLevel_<band>``) and in
-    the blend's stored metadata (`LEVEL_KEY`); the image shared between the children is
-    the observed image minus them.
+    (`vermilion.core.BackgroundComponent`), fitted with the sources on the valid
+    pixels around them (`sky_pixels`: off every parent footprint, in the blend box
+    grown by ``DeblendConfig.backgroundMargin``), where the model is the level plus the
+    sources' light spilling out of their footprint. It starts at the weighted mean of
+    those pixels (this estimate where there are none, `PatchBackground.level_in`). The
+    fitted levels and their errors go on the parent record
+    (``deblend_backgroundLevel_<band>``, ``deblend_backgroundLevelErr_<band>``), in
+    the blend's stored metadata (`LEVEL_KEY`) and, summarized, in the summary
+    (`summarize_levels`); the image shared between the children is the observed image
+    minus them.
 
 What was done is recorded (`PatchBackground.summary`) in the catalog's
 ``meta["deblend_background"]`` and in the model data's
@@ -47,15 +52,23 @@ import numpy as np
 from vermilion.detect.background import estimate_background
 from vermilion.io.metadata import BACKGROUND_LEVEL_KEY
 
-__all__ = ["BACKGROUND_KEY", "LEVEL_KEY", "PatchBackground", "footprint_mask"]
+__all__ = [
+    "BACKGROUND_KEY",
+    "LEVEL_ERR_KEY",
+    "LEVEL_KEY",
+    "PatchBackground",
+    "footprint_mask",
+    "sky_pixels",
+    "summarize_levels",
+]
 
 #: Key of the background summary in catalog ``meta`` and model-data ``metadata``.
 BACKGROUND_KEY = "deblend_background"
-#: Width of the prior on a blend's fitted sky level, in units of the band's pixel noise.
-LEVEL_PRIOR = 0.02
 #: Key of a blend's fitted sky levels (``{band: level}``) in its stored metadata
 #: (``BlendData.metadata``), defined by io, whose rebuild reads it back.
 LEVEL_KEY = BACKGROUND_LEVEL_KEY
+#: Key of their errors (``{band: error}``, ``1 / sqrt(sum of the sky weights)``).
+LEVEL_ERR_KEY = "background_level_err"
 
 
 @dataclass
@@ -180,17 +193,6 @@ class PatchBackground:
         return np.median(cut.reshape(len(self.bands), -1), axis=1).astype(np.float32)
 
     @property
-    def level_sigma(self) -> np.ndarray:
-        """Per band: the width of the prior on a blend's fitted level.
-
-        ``LEVEL_PRIOR * noise``: the patch estimate averages thousands of sky pixels
-        (its error is about 1% of the noise), while a flat level over one footprint
-        is nearly degenerate with the faint wings of its sources.
-        """
-        noise = np.where(np.isfinite(self.noise), self.noise, 1.0)
-        return (LEVEL_PRIOR * noise).astype(np.float32)
-
-    @property
     def significance(self) -> np.ndarray:
         """Per band: the largest absolute level in units of the median pixel noise."""
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -256,4 +258,93 @@ def footprint_mask(catalog: Any, bbox: Any) -> np.ndarray:
         ys, xs = ys - bbox.origin[0], xs - bbox.origin[1]
         keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
         out[ys[keep], xs[keep]] = True
+    return out
+
+
+def sky_pixels(
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    ebox: Any,
+    bbox: Any,
+    detected: np.ndarray,
+    bad_mask: int,
+    margin: int,
+    use_weights: bool = True,
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The pixels that constrain a blend's fitted sky level (``background="fit"``).
+
+    Parameters
+    ----------
+    arrays
+        The patch's ``(images, variance, mask)``, ``(bands, H, W)`` (mask may be None).
+    ebox
+        The patch box (a `vermilion.core.Box`).
+    bbox
+        The blend box.
+    detected
+        ``(H, W)`` boolean, True on every parent footprint (`footprint_mask`): their
+        pixels are left out (the blend's own belong to its sources, the others' light
+        would bias the sky up).
+    bad_mask
+        Mask bits whose pixels are left out.
+    margin
+        Pixels around ``bbox`` (cut at the patch edge).
+    use_weights
+        Inverse-variance weights, or 1 on every valid pixel.
+
+    Returns
+    -------
+    images, weights : numpy.ndarray
+        ``(bands, h, w)`` on the returned box (weights 0 where left out).
+    box : vermilion.core.Box
+        ``bbox`` grown by ``margin``, within ``ebox``.
+    """
+    from vermilion.core import Box
+
+    images, variance, mask = arrays
+    (y0, x0), (h, w) = bbox.origin, bbox.shape
+    (ey, ex), (eh, ew) = ebox.origin, ebox.shape
+    ya, xa = max(y0 - margin, ey), max(x0 - margin, ex)
+    yb, xb = min(y0 + h + margin, ey + eh), min(x0 + w + margin, ex + ew)
+    box = Box((yb - ya, xb - xa), (ya, xa))
+    cut = (slice(None), *box.slices_in(ebox))
+    img, var = images[cut], variance[cut]
+    valid = np.isfinite(img) & np.isfinite(var) & (var > 0) & ~detected[cut[1:]][None]
+    if mask is not None and bad_mask:
+        valid &= (mask[cut] & bad_mask) == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(valid, 1 / var if use_weights else 1, 0).astype(np.float64)
+    return np.where(valid, img, 0).astype(np.float64), weights, box
+
+
+def summarize_levels(
+    bands: Sequence[str], levels: np.ndarray, errors: np.ndarray
+) -> dict[str, Any]:
+    """Per band: how many blends fitted a level, and their median, extremes and errors.
+
+    Parameters
+    ----------
+    bands
+        Band names.
+    levels, errors
+        ``(blends, bands)`` fitted levels and their errors.
+
+    Returns
+    -------
+    dict
+        ``{band: {"n_blends", "median", "min", "max", "median_error"}}`` (plain floats;
+        None without blends).
+    """
+    levels = np.asarray(levels, np.float64).reshape(-1, len(bands))
+    errors = np.asarray(errors, np.float64).reshape(-1, len(bands))
+    out = {}
+    for b, band in enumerate(bands):
+        v, e = levels[:, b], errors[:, b]
+        v, e = v[np.isfinite(v)], e[np.isfinite(e)]
+        out[band] = {
+            "n_blends": int(v.size),
+            "median": float(np.median(v)) if v.size else None,
+            "min": float(v.min()) if v.size else None,
+            "max": float(v.max()) if v.size else None,
+            "median_error": float(np.median(e)) if e.size else None,
+        }
     return out

@@ -52,7 +52,13 @@ from vermilion.io.convert import exposure_mask_bits, exposure_psfs
 
 from . import measure
 from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker, run_chunk
-from .background import BACKGROUND_KEY, PatchBackground, footprint_mask
+from .background import (
+    BACKGROUND_KEY,
+    PatchBackground,
+    footprint_mask,
+    sky_pixels,
+    summarize_levels,
+)
 from .config import CONFIG_KEY, DeblendConfig
 from .pool import check_pool_runs
 
@@ -178,6 +184,8 @@ class DeblendTask:
 
         make_job = _JobMaker(catalog, images, variance, mask, ebox, bad_mask, mexposure, patch_psfs)
         make_job.background = self.background if self.background.fitted else None
+        if self.background.fitted:
+            make_job.detected, make_job.config = footprint_mask(catalog, ebox), config
 
         t1 = time.perf_counter()
         n_workers = self.workers if workers is None else workers
@@ -199,6 +207,7 @@ class DeblendTask:
             },
         )
         children = _ChildColumns(bands)
+        levels: list = []  # the fitted sky levels and errors of the blends
         for row in plan.blend_rows:
             result = results[row]
             pid = int(catalog["id"][row])
@@ -209,8 +218,10 @@ class DeblendTask:
             catalog["deblend_logL"][row] = result.log_likelihood
             catalog["deblend_converged"][row] = result.converged
             if result.background is not None:
+                levels.append((result.background, result.background_err))
                 for b, band in enumerate(bands):
                     catalog[f"deblend_backgroundLevel_{band}"][row] = result.background[b]
+                    catalog[f"deblend_backgroundLevelErr_{band}"][row] = result.background_err[b]
             model_data.blends[pid] = model_data.attach(result.blend_data)
             children.add_blend(catalog, row, result)
         for row in plan.isolated_rows:
@@ -230,7 +241,13 @@ class DeblendTask:
         _rekey_sources(model_data, np.asarray(out["id"])[offset:], children.blend_keys)
         measure.add_sky_coordinates(out, getattr(mexposure, "wcs", None))
         out.meta[CONFIG_KEY] = config.to_dict()
-        out.meta[BACKGROUND_KEY] = model_data.metadata[BACKGROUND_KEY] = self.background.summary()
+        summary = self.background.summary()
+        if self.background.fitted:
+            summary["margin"] = int(config.backgroundMargin)
+            summary["levels"] = summarize_levels(
+                bands, [v for v, _ in levels], [e for _, e in levels]
+            )
+        out.meta[BACKGROUND_KEY] = model_data.metadata[BACKGROUND_KEY] = summary
         self.timing["assemble"] = time.perf_counter() - t2
         return out, model_data
 
@@ -380,10 +397,16 @@ def _ensure_background_columns(catalog: SourceCatalog, bands: Sequence[str], uni
             np.float32,
             np.nan,
             description=(
-                f"sky level of a pixel in band {band} (image units) fitted with the blend's "
-                "sources "
+                f"sky level of a pixel in band {band} fitted with the blend's sources "
                 "(constant over the blend box), taken out of the children's re-apportioned flux"
             ),
+            unit=unit,
+        )
+        catalog.ensure_column(
+            f"deblend_backgroundLevelErr_{band}",
+            np.float32,
+            np.nan,
+            description=f"error of deblend_backgroundLevel_{band} (1 / sqrt of its sky weights)",
             unit=unit,
         )
 
@@ -439,8 +462,11 @@ class _JobMaker:
         self.bad_mask = bad_mask
         self.mexposure = mexposure
         self.patch_psfs = patch_psfs
-        #: the patch background where the sky is fitted in each blend (else None)
+        #: the patch background where the sky is fitted in each blend (else None), with
+        #: the parents' footprints and the config (``backgroundMargin``, ``useWeights``)
         self.background: PatchBackground | None = None
+        self.detected: np.ndarray | None = None
+        self.config: DeblendConfig | None = None
 
     def cost(self, row: int) -> float:
         """Rough relative cost of a blend: box pixels times (peaks + 1)."""
@@ -471,7 +497,20 @@ class _JobMaker:
             psf_center=(float(center[0]), float(center[1])),
             psfs=psfs,
             background=None if self.background is None else self.background.level_in(cut[1:]),
-            background_sigma=None if self.background is None else self.background.level_sigma,
+            sky=None if self.background is None else self._sky(bbox),
+        )
+
+    def _sky(self, bbox: Box) -> tuple:
+        """The pixels constraining the blend's fitted sky level (`sky_pixels`)."""
+        config = self.config
+        return sky_pixels(
+            (self.images, self.variance, self.mask),
+            self.ebox,
+            bbox,
+            self.detected,
+            self.bad_mask,
+            config.backgroundMargin,
+            config.useWeights,
         )
 
 
