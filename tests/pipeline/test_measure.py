@@ -345,3 +345,43 @@ def test_background_config_is_checked():
     with pytest.raises(ValueError, match="backgroundSignificance"):
         DeblendConfig(backgroundSignificance=-1)
     assert DeblendConfig.from_args(["background=none"]).background == "none"
+
+
+def test_a_fitted_sky_survives_reload_refit_and_rubin_files(fitted_sky, bright_patch, tmp_path):
+    """A blend fitted with its sky, rebuilt on its exposure, renders and refits with its
+    level (same logL and levels), saves it again, and Rubin's files keep it."""
+    from vermilion.io import ModelData, blend_to_data, multiband_data_to_blend
+    from vermilion.pipeline import warm_restart
+
+    _, (sky, models, _), _ = fitted_sky
+    parents = sky[(np.asarray(sky["parent"]) == 0) & (np.asarray(sky["deblend_nChild"]) > 1)]
+    parent = parents[0]
+    pid = int(parent["id"])
+    shifted = _Shifted(bright_patch, 20.0)
+    blend = multiband_data_to_blend(models, pid, mexposure=shifted, footprint=parent["footprint"])
+    stored = [float(parent[f"deblend_backgroundLevel_{b}"]) for b in "gri"]
+    np.testing.assert_allclose(blend.background.level, stored, rtol=1e-6)
+    assert blend.log_likelihood == pytest.approx(float(parent["deblend_logL"]), rel=1e-4)
+    # without the sky taken out, the same models fit the data far worse
+    bare = multiband_data_to_blend(models, pid, mexposure=shifted, footprint=parent["footprint"])
+    bare.background = None
+    assert bare.log_likelihood < 2 * blend.log_likelihood
+    same = warm_restart(blend, max_iter=0)
+    assert same.background is not None
+    assert same.log_likelihood == pytest.approx(blend.log_likelihood, rel=1e-9)
+    more = warm_restart(blend, max_iter=3, min_iter=3)
+    np.testing.assert_allclose(more.background.level, stored, rtol=1e-6)
+    assert more.log_likelihood == pytest.approx(blend.log_likelihood, rel=0.01)
+    again = blend_to_data(more)
+    assert again.metadata["background_level"] == pytest.approx(dict(zip("gri", stored)))
+    # Rubin's JSON and archive keep the levels in the blend's metadata
+    for name in ("m.json", "m.scarlet"):
+        models.write(tmp_path / name)
+        read = ModelData.read(tmp_path / name)
+        meta = read.blends[pid].metadata
+        assert meta["background_level"] == models.blends[pid].metadata["background_level"]
+        assert meta["background_level_err"] == models.blends[pid].metadata["background_level_err"]
+        rebuilt = multiband_data_to_blend(
+            read, pid, mexposure=shifted, footprint=parent["footprint"]
+        )
+        np.testing.assert_allclose(rebuilt.background.level, stored, rtol=1e-6)

@@ -90,7 +90,11 @@ def data_to_blend(
 
 
 def _background(data: Any, bands: tuple[str, ...], observation: Any):
-    """The fitted sky of the blend (`BACKGROUND_LEVEL_KEY` in its metadata), or None."""
+    """The fitted sky of the blend (`BACKGROUND_LEVEL_KEY` in its metadata), or None.
+
+    Its level is fixed: it is added to the model and taken out of the image before
+    re-apportioning, and a refit keeps it.
+    """
     from vermilion.core import BackgroundComponent
 
     levels = (data.metadata or {}).get(BACKGROUND_LEVEL_KEY)
@@ -102,7 +106,9 @@ def _background(data: Any, bands: tuple[str, ...], observation: Any):
             field=f"metadata.{BACKGROUND_LEVEL_KEY}",
         )
     level = np.array([float(levels[b]) for b in bands], np.float32)
-    return BackgroundComponent(bands, level, observation.bbox)
+    # the pixels it was fitted on are not stored: it stays fixed unless given them again
+    # (`vermilion.core.BackgroundComponent.set_sky`, then ``fixed = False``)
+    return BackgroundComponent(bands, level, observation.bbox, fixed=True)
 
 
 def _band_selection(stored: tuple[str, ...] | None, wanted: tuple[str, ...]) -> list[int] | None:

@@ -23,7 +23,7 @@ from vermilion.core import (
     weight_sources,
 )
 
-from .background import LEVEL_ERR_KEY, LEVEL_KEY
+from .background import LEVEL_ERR_KEY
 from .config import DeblendConfig
 from .measure import BlendMeasures, measure_blend
 from .pool import worker_lifeline
@@ -254,7 +254,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
         }
         level_err = None
         if level is not None:
-            data.metadata[LEVEL_KEY] = {b: float(v) for b, v in zip(settings.bands, level)}
+            # blend_to_data stored the levels (LEVEL_KEY); their errors beside them
             weight = blend.background.sky_weight
             level_err = np.where(weight > 0, 1 / np.sqrt(np.where(weight > 0, weight, 1)), np.nan)
             data.metadata[LEVEL_ERR_KEY] = {b: float(v) for b, v in zip(settings.bands, level_err)}
