@@ -23,7 +23,7 @@ from vermilion.core import (
     weight_sources,
 )
 
-from .background import LEVEL_ERR_KEY
+from .background import LEVEL_ERR_KEY, sky_level
 from .config import DeblendConfig
 from .measure import BlendMeasures, measure_blend
 from .pool import worker_lifeline
@@ -156,9 +156,8 @@ def _background(job: BlendJob, bands) -> BackgroundComponent | None:
     if job.sky is None:
         return BackgroundComponent(bands, level.astype(np.float32), job.bbox)
     images, weights, box = job.sky
-    total = np.sum(weights, axis=(1, 2))
-    mean = np.sum(weights * images, axis=(1, 2)) / np.where(total > 0, total, 1)
-    level = np.where(total > 0, mean, level).astype(np.float32)
+    mean, _ = sky_level(images, weights)
+    level = np.where(np.isfinite(mean), mean, level).astype(np.float32)
     return BackgroundComponent(bands, level, job.bbox).set_sky(images, weights, box)
 
 

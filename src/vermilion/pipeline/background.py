@@ -57,7 +57,10 @@ __all__ = [
     "LEVEL_ERR_KEY",
     "LEVEL_KEY",
     "PatchBackground",
+    "ensure_level_columns",
     "footprint_mask",
+    "record_level",
+    "sky_level",
     "sky_pixels",
     "summarize_levels",
 ]
@@ -316,23 +319,88 @@ def sky_pixels(
     return np.where(valid, img, 0).astype(np.float64), weights, box
 
 
+def sky_level(images: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per band: the weighted mean of a blend's sky pixels (`sky_pixels`) and its error.
+
+    The fitted level starts there; an isolated parent kept without a model
+    (``processSingles=False``) takes it as its level.
+
+    Parameters
+    ----------
+    images, weights
+        ``(bands, h, w)`` as `sky_pixels` returns them.
+
+    Returns
+    -------
+    level, error : numpy.ndarray
+        ``(bands,)`` float64: the mean and ``1 / sqrt(sum of the weights)``, NaN in a
+        band without a sky pixel.
+    """
+    total = np.sum(weights, axis=(1, 2))
+    some = total > 0
+    safe = np.where(some, total, 1)
+    level = np.where(some, np.sum(weights * images, axis=(1, 2)) / safe, np.nan)
+    return level, np.where(some, 1 / np.sqrt(safe), np.nan)
+
+
+def ensure_level_columns(catalog: Any, bands: Sequence[str], unit: str) -> None:
+    """The parents' sky levels (``DeblendConfig.background="fit"``) and their errors."""
+    for band in bands:
+        catalog.ensure_column(
+            f"deblend_backgroundLevel_{band}",
+            np.float32,
+            np.nan,
+            description=(
+                f"sky level of a pixel in band {band} fitted with the blend's sources "
+                "(constant over the blend box; of an isolated parent kept without a model, "
+                "the weighted mean of its sky pixels), taken out of the children's "
+                "re-apportioned flux"
+            ),
+            unit=unit,
+        )
+        catalog.ensure_column(
+            f"deblend_backgroundLevelErr_{band}",
+            np.float32,
+            np.nan,
+            description=f"error of deblend_backgroundLevel_{band} (1 / sqrt of its sky weights)",
+            unit=unit,
+        )
+
+
+def record_level(
+    catalog: Any, row: int, bands: Sequence[str], level: np.ndarray, err: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Write a parent's sky level and its error (`ensure_level_columns`) on its row.
+
+    Returns
+    -------
+    level, err
+        As given (to collect them for `summarize_levels`).
+    """
+    for b, band in enumerate(bands):
+        catalog[f"deblend_backgroundLevel_{band}"][row] = level[b]
+        catalog[f"deblend_backgroundLevelErr_{band}"][row] = err[b]
+    return level, err
+
+
 def summarize_levels(
     bands: Sequence[str], levels: np.ndarray, errors: np.ndarray
 ) -> dict[str, Any]:
-    """Per band: how many blends fitted a level, and their median, extremes and errors.
+    """Per band: how many parents have a level, and their median, extremes and errors.
 
     Parameters
     ----------
     bands
         Band names.
     levels, errors
-        ``(blends, bands)`` fitted levels and their errors.
+        ``(parents, bands)`` sky levels and their errors (those fitted in the blends and
+        those of the isolated parents kept without a model).
 
     Returns
     -------
     dict
         ``{band: {"n_blends", "median", "min", "max", "median_error"}}`` (plain floats;
-        None without blends).
+        None without a level; ``n_blends`` counts the parents).
     """
     levels = np.asarray(levels, np.float64).reshape(-1, len(bands))
     errors = np.asarray(errors, np.float64).reshape(-1, len(bands))

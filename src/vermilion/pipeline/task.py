@@ -55,7 +55,10 @@ from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker
 from .background import (
     BACKGROUND_KEY,
     PatchBackground,
+    ensure_level_columns,
     footprint_mask,
+    record_level,
+    sky_level,
     sky_pixels,
     summarize_levels,
 )
@@ -178,7 +181,7 @@ class DeblendTask:
         flux_unit = getattr(mexposure, "flux_unit", None) or measure.DEFAULT_FLUX_UNIT
         measure.ensure_measured_columns(catalog, bands, flux_unit)
         if self.background.fitted:
-            _ensure_background_columns(catalog, bands, flux_unit)
+            ensure_level_columns(catalog, bands, flux_unit)
         plan = _plan(catalog, config, ebox)
         self.timing = {"prepare": time.perf_counter() - t0}
 
@@ -218,14 +221,17 @@ class DeblendTask:
             catalog["deblend_logL"][row] = result.log_likelihood
             catalog["deblend_converged"][row] = result.converged
             if result.background is not None:
-                levels.append((result.background, result.background_err))
-                for b, band in enumerate(bands):
-                    catalog[f"deblend_backgroundLevel_{band}"][row] = result.background[b]
-                    catalog[f"deblend_backgroundLevelErr_{band}"][row] = result.background_err[b]
+                levels.append(
+                    record_level(catalog, row, bands, result.background, result.background_err)
+                )
             model_data.blends[pid] = model_data.attach(result.blend_data)
             children.add_blend(catalog, row, result)
         for row in plan.isolated_rows:
-            children.add_isolated(catalog, row, images, variance, ebox, bad_mask, mask)
+            level = None  # with a fitted sky, its weighted mean around the parent comes out
+            if self.background.fitted:
+                levels.append(record_level(catalog, row, bands, *make_job.sky_level(row)))
+                level = levels[-1][0]
+            children.add_isolated(catalog, row, images, variance, ebox, bad_mask, mask, level)
         out = children.stack(catalog)
         offset = len(catalog)
         for row, key in children.isolated_keys:
@@ -389,28 +395,6 @@ def _ensure_columns(catalog: SourceCatalog, bands: Sequence[str]) -> None:
         )
 
 
-def _ensure_background_columns(catalog: SourceCatalog, bands: Sequence[str], unit: str) -> None:
-    """The parents' fitted sky levels (``DeblendConfig.background="fit"``)."""
-    for band in bands:
-        catalog.ensure_column(
-            f"deblend_backgroundLevel_{band}",
-            np.float32,
-            np.nan,
-            description=(
-                f"sky level of a pixel in band {band} fitted with the blend's sources "
-                "(constant over the blend box), taken out of the children's re-apportioned flux"
-            ),
-            unit=unit,
-        )
-        catalog.ensure_column(
-            f"deblend_backgroundLevelErr_{band}",
-            np.float32,
-            np.nan,
-            description=f"error of deblend_backgroundLevel_{band} (1 / sqrt of its sky weights)",
-            unit=unit,
-        )
-
-
 # ---- exposures and jobs --------------------------------------------------------------------
 
 
@@ -499,6 +483,14 @@ class _JobMaker:
             background=None if self.background is None else self.background.level_in(cut[1:]),
             sky=None if self.background is None else self._sky(bbox),
         )
+
+    def sky_level(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """An isolated parent's sky level and its error (`sky_level`; the patch's
+        estimate, without error, in a band without a sky pixel)."""
+        bbox = self.catalog["footprint"][row].bbox
+        level, err = sky_level(*self._sky(bbox)[:2])
+        start = self.background.level_in(bbox.slices_in(self.ebox))
+        return np.where(np.isfinite(level), level, start), err
 
     def _sky(self, bbox: Box) -> tuple:
         """The pixels constraining the blend's fitted sky level (`sky_pixels`)."""
@@ -709,19 +701,22 @@ class _ChildColumns:
         ebox: Box,
         bad_mask: int,
         mask: np.ndarray | None,
+        level: np.ndarray | None = None,
     ) -> None:
-        """An isolated parent kept as it is: one child, the image inside the footprint."""
+        """An isolated parent kept as it is: one child, the image inside the footprint
+        (less the sky ``level`` per band, ``background="fit"``)."""
         from vermilion.detect.footprint import Footprint
 
         fp = catalog["footprint"][row]
         box = fp.bbox
         cut = (slice(None), *box.slices_in(ebox))
+        image = images[cut] if level is None else images[cut] - level[:, None, None]
         inside = fp.spans.as_mask(box)[None]
         if mask is not None and bad_mask:
             inside = inside & ((mask[cut] & bad_mask) == 0)
-        pixels = np.where(inside & np.isfinite(images[cut]), images[cut], 0)
+        pixels = np.where(inside & np.isfinite(image), image, 0)
         flux = pixels.sum(axis=(1, 2), dtype=np.float64)
-        inside = np.broadcast_to(inside & np.isfinite(images[cut]), pixels.shape)
+        inside = np.broadcast_to(inside & np.isfinite(image), pixels.shape)
         flux_err, centroid, moments = measure.measure_image(
             pixels, variance[cut], inside, box.origin
         )
