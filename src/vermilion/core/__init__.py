@@ -3,6 +3,7 @@
 Imports only numpy here; scipy's FFT is loaded at the first convolution.
 """
 
+from .background import BackgroundComponent
 from .bbox import Box, overlapped_slices
 from .blend import Blend, FitDivergenceError, LiteBlend
 from .component import Component, CubeComponent, FactorizedComponent
@@ -43,6 +44,7 @@ from .source import Source
 __all__ = [
     "MASK_PLANES",
     "AdaproxParameter",
+    "BackgroundComponent",
     "Blend",
     "Box",
     "Chi2InitParameters",

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .background import BackgroundComponent
 from .bbox import Box, overlapped_slices
 from .component import Component, FactorizedComponent
 from .image import Image
@@ -55,6 +56,12 @@ class Blend:
         The data, or a `NoDataObservation` for rendering stored models only.
     metadata
         Free-form information (e.g. the parent id).
+    background
+        The sky left in the images, fitted with the sources (a `BackgroundComponent`
+        on the blend box), or None (the images are background-subtracted). It is no
+        source: `get_model` and `components` leave it out; the fit and
+        `log_likelihood` add it to the rendered model, and `conserve_flux` takes it
+        out of the observed image before sharing it.
 
     Attributes
     ----------
@@ -70,10 +77,16 @@ class Blend:
         sources: Sequence[Source],
         observation: Observation,
         metadata: dict | None = None,
+        background: BackgroundComponent | None = None,
     ) -> None:
         self.sources = list(sources)
         self.observation = observation
         self.metadata = dict(metadata or {})
+        if background is not None and background.bbox != observation.bbox:
+            raise ValueError(
+                f"the background's box {background.bbox} is not the blend's {observation.bbox}"
+            )
+        self.background = background
         self.loss: list[float] = []
         self.it = 0
         self.converged = False
@@ -146,7 +159,12 @@ class Blend:
     @property
     def log_likelihood(self) -> float:
         """``-1/2 sum(w (data - rendered model)^2)`` of the current model."""
-        return self.observation.log_likelihood(self._model_array())
+        if self.background is None:
+            return self.observation.log_likelihood(self._model_array())
+        rendered = self.observation.convolve(self._model_array())
+        return self.observation.log_likelihood(
+            rendered + self.background.model_array(), rendered=True
+        )
 
     # -- parameterization ------------------------------------------------------------
 
@@ -170,6 +188,8 @@ class Blend:
             source.components = [
                 parameterization(c, self.observation) or c for c in source.components
             ]
+        if self.background is not None:
+            self.background = parameterization(self.background, self.observation) or self.background
         return self
 
     # -- fitting -----------------------------------------------------------------------
@@ -227,21 +247,27 @@ class Blend:
         images, weights = obs._images, obs._weights
         bbox = self.bbox
         components = self.components
+        background = self.background
+        # what keep_best saves and restores: the sources' components, then the sky
+        fitted = components if background is None else [*components, background]
         self.converged = False
         placements = self._placements(components)
         best_l, best_state = -np.inf, None
         for step in range(max_iter):
             model = self._model_array(placements=placements)
             rendered = obs.diff_kernel(model)
+            sources_rendered = rendered
+            if background is not None:
+                rendered = rendered + background.model_array()
             residual = rendered - images
             weighted = weights * residual
             log_l = -0.5 * float(np.dot(weighted.ravel(), residual.ravel()))
             grad = obs.diff_kernel(weighted, grad=True)
             if not (np.isfinite(log_l) and np.isfinite(float(grad.sum()))):
-                self._raise_divergence(log_l, grad, components, best_state)
+                self._raise_divergence(log_l, grad, fitted, best_state)
             self.loss.append(log_l)
             if keep_best and log_l > best_l:
-                best_l, best_state = log_l, [c.state() for c in components]
+                best_l, best_state = log_l, [c.state() for c in fitted]
             for c, s_blend, s_comp, inside in placements:
                 if inside:
                     c.update(self.it, grad[s_blend])
@@ -249,6 +275,8 @@ class Blend:
                     g = np.zeros(c.shape, dtype=grad.dtype)
                     g[s_comp] = grad[s_blend]
                     c.update(self.it, g)
+            if background is not None:
+                background.update(self.it, weighted, sources_rendered)
             self.it += 1
             if resize and self.it % resize == 0:
                 if any([c.resize(bbox) for c in components]):
@@ -259,7 +287,7 @@ class Blend:
                 break
         log_l = self.log_likelihood
         if best_state is not None and best_l > log_l:
-            for c, state in zip(components, best_state):
+            for c, state in zip(fitted, best_state):
                 c.restore(state)
             log_l = best_l
         return self.it, log_l
@@ -320,6 +348,8 @@ class Blend:
         data = obs._images
         if others:
             data = data - obs.diff_kernel(self._model_array(others))
+        if self.background is not None:
+            data = data - self.background.model_array()
         weights = obs._weights
         bbox = self.bbox
         kernel = obs.diff_kernel
@@ -397,7 +427,8 @@ class Blend:
         Returns
         -------
         Blend
-            This blend, for chaining.
+            This blend, for chaining. With a `background`, the image shared is the
+            observed image minus the fitted sky.
         """
         self._check_fittable()
         obs = self.observation
@@ -419,6 +450,8 @@ class Blend:
             rendered.append((box, model))
             total[(slice(None), *box.slices_in(bbox))] += model
         images = obs._images
+        if self.background is not None:
+            images = images - self.background.model_array()
         if mask_footprint:
             images = np.where(obs._weights > 0, images, 0)
         # pixels where no rendered model reaches the cut go to no source: their sum is kept

@@ -7,6 +7,7 @@ from functools import partial
 
 import numpy as np
 
+from .background import BackgroundComponent
 from .bbox import Box
 from .blend import Blend
 from .component import Component, CubeComponent, FactorizedComponent
@@ -452,13 +453,16 @@ def init_adaprox_component(
     noise_factor: float = 0.1,
     first_step_damping: float = 10.0,
     monotonic_slack: float | None = None,
+    background_factor: float = 0.02,
 ) -> Component:
     """Give a component proximal-ADAM parameters (the Rubin pipelines' steps).
 
     The spectrum's step is ``max(spectrum_factor * mean(spectrum), noise_factor *
     noise_rms)``; the morphology's a fixed ``morph_step`` (it is normalised to a
     maximum of 1). ``bg_thresh`` and ``monotonic_slack``, when given, replace the
-    component's own. Use with `functools.partial` to set the keywords.
+    component's own. The level of a `BackgroundComponent` steps by
+    ``background_factor * noise_rms`` (no proximal operator: it may be negative). Use
+    with `functools.partial` to set the keywords.
 
     Parameters
     ----------
@@ -482,13 +486,23 @@ def init_adaprox_component(
         The first step is divided by this.
     monotonic_slack
         Monotonicity slack in [0, 1] (None: keep the component's).
+    background_factor
+        Step of a background level relative to the noise.
 
     Returns
     -------
     Component
         The same component, parameterized.
     """
-    if isinstance(component, FactorizedComponent):
+    if isinstance(component, BackgroundComponent):
+        component._level = AdaproxParameter(
+            component.level.astype(np.float32),
+            step=background_factor * np.asarray(observation.noise_rms, dtype=np.float32),
+            scheme=scheme,
+            max_prox_iter=max_prox_iter,
+            first_step_damping=first_step_damping,
+        )
+    elif isinstance(component, FactorizedComponent):
         if bg_thresh is not None:
             component.bg_thresh = bg_thresh
         if monotonic_slack is not None:
@@ -535,7 +549,8 @@ def init_fista_component(
 
     For the spectrum, ``1 / (max(w) * sum(morph^2))``; for the morphology,
     ``1 / (max(w) * sum(spectrum^2))``, where ``w`` are the weights in the
-    component's box.
+    component's box. The level of a `BackgroundComponent` steps by ``0.25 / sum(w)``
+    over the blend box per band.
 
     Parameters
     ----------
@@ -551,6 +566,13 @@ def init_fista_component(
     Component
         The same component, parameterized.
     """
+    if isinstance(component, BackgroundComponent):
+        # 1 / sum(w) solves the level alone in one step; updated together with the
+        # sources (FISTA's momentum included) it overshoots and diverges: a quarter of it
+        total = np.sum(observation._weights, axis=(1, 2), dtype=np.float64)
+        step = np.where(total > 0, 0.25 / np.where(total > 0, total, 1), 0).astype(np.float32)
+        component._level = FistaParameter(component.level.astype(np.float32), step)
+        return component
     if not isinstance(component, FactorizedComponent):
         return component
     if bg_thresh is not None:

@@ -20,7 +20,7 @@ from ._fields import Where, as_source_id
 from .components import CubeComponentData, FactorizedComponentData, SourceData, argmax_peak
 from .data import BlendData
 from .errors import ModelDataError, describe_ids
-from .metadata import RECORDED_CONFIG_KEY
+from .metadata import BACKGROUND_LEVEL_KEY, RECORDED_CONFIG_KEY
 from .rebuild import data_to_blend
 
 __all__ = [
@@ -85,7 +85,8 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
     -------
     BlendData
         With copies of every array (later changes to the blend do not alter it), the
-        observation's bands, observed PSFs and model PSF.
+        observation's bands, observed PSFs and model PSF; a fitted sky
+        (``blend.background``) as its levels in ``metadata[BACKGROUND_LEVEL_KEY]``.
     """
     from vermilion.core import FactorizedComponent
 
@@ -129,6 +130,10 @@ def blend_to_data(blend, psf_center: tuple[float, float] | None = None) -> Blend
         bands=tuple(obs.bands),
         model_psf=np.array(obs.model_psf, dtype=np.float32),
     )
+    background = getattr(blend, "background", None)
+    if background is not None:
+        levels = {b: float(v) for b, v in zip(obs.bands, background.level)}
+        data.metadata = {**(data.metadata or {}), BACKGROUND_LEVEL_KEY: levels}
     data.validate()
     return data
 

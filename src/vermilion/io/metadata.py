@@ -12,13 +12,18 @@ import numpy as np
 
 from ._fields import Where, as_dict, as_int, as_list, as_shape, as_str, float_array, require
 
-__all__ = ["RECORDED_CONFIG_KEY", "decode_metadata", "encode_metadata"]
+__all__ = ["BACKGROUND_LEVEL_KEY", "RECORDED_CONFIG_KEY", "decode_metadata", "encode_metadata"]
 
 #: The model-data metadata entry where the deblender records its settings (a dict of
 #: `vermilion.pipeline.DeblendConfig` fields). A rebuild reads three of them as its
 #: defaults, so that the observation is the one the models were fitted to:
 #: ``badMask``, ``useWeights`` and ``convolutionType``. The pipeline writes it under this name.
 RECORDED_CONFIG_KEY = "deblend_config"
+
+#: The blend metadata entry (``BlendData.metadata``) holding the sky levels fitted with
+#: the blend's sources, ``{band: level}`` (``DeblendConfig.background="fit"``). A rebuild
+#: (`vermilion.io.data_to_blend`) gives the blend that `vermilion.core.BackgroundComponent`.
+BACKGROUND_LEVEL_KEY = "background_level"
 
 # Array dtypes kept exactly through every format -> numpy kind.
 _ARRAY_DTYPES = {

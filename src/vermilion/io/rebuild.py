@@ -11,6 +11,7 @@ import numpy as np
 
 from .components import FactorizedComponentData
 from .errors import ModelDataError
+from .metadata import BACKGROUND_LEVEL_KEY
 
 __all__ = ["data_to_blend"]
 
@@ -85,7 +86,29 @@ def data_to_blend(
         if src.peak_id is not None:
             meta["peak_id"] = src.peak_id
         sources.append(Source(comps, meta))
-    return Blend(sources, observation)
+    return Blend(sources, observation, background=_background(data, obs_bands, observation))
+
+
+def _background(data: Any, bands: tuple[str, ...], observation: Any):
+    """The fitted sky of the blend (`BACKGROUND_LEVEL_KEY` in its metadata), or None.
+
+    Its level is fixed: it is added to the model and taken out of the image before
+    re-apportioning, and a refit keeps it.
+    """
+    from vermilion.core import BackgroundComponent
+
+    levels = (data.metadata or {}).get(BACKGROUND_LEVEL_KEY)
+    if levels is None:
+        return None
+    if not isinstance(levels, dict) or any(b not in levels for b in bands):
+        raise ModelDataError(
+            f"the fitted sky levels {levels!r} do not name every band of {bands}",
+            field=f"metadata.{BACKGROUND_LEVEL_KEY}",
+        )
+    level = np.array([float(levels[b]) for b in bands], np.float32)
+    # the pixels it was fitted on are not stored: it stays fixed unless given them again
+    # (`vermilion.core.BackgroundComponent.set_sky`, then ``fixed = False``)
+    return BackgroundComponent(bands, level, observation.bbox, fixed=True)
 
 
 def _band_selection(stored: tuple[str, ...] | None, wanted: tuple[str, ...]) -> list[int] | None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from vermilion.core import (
+    BackgroundComponent,
     Blend,
     Box,
     init_all_sources,
@@ -22,6 +23,7 @@ from vermilion.core import (
     weight_sources,
 )
 
+from .background import LEVEL_ERR_KEY, sky_level
 from .config import DeblendConfig
 from .measure import BlendMeasures, measure_blend
 from .pool import worker_lifeline
@@ -70,6 +72,12 @@ class BlendJob:
         ``(y, x)`` where the observed PSF was evaluated.
     psfs
         Observed PSFs at ``psf_center``; None when equal to the patch's.
+    background
+        ``(bands,)`` the patch's sky estimate over the box when the sky is fitted in
+        each blend (``DeblendConfig.background="fit"``); None otherwise.
+    sky
+        With ``background``: ``(images, weights, box)``, the pixels that constrain the
+        level (`vermilion.pipeline.background.sky_pixels`).
     """
 
     index: int
@@ -84,6 +92,8 @@ class BlendJob:
     bad_mask: int
     psf_center: tuple[float, float]
     psfs: np.ndarray | None = None
+    background: np.ndarray | None = None
+    sky: tuple[np.ndarray, np.ndarray, Box] | None = None
 
 
 @dataclass
@@ -108,14 +118,18 @@ class BlendResult:
     flux_masks: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
     blend_data: Any = None
     measures: BlendMeasures | None = None
+    background: np.ndarray | None = None  # (bands,) fitted sky levels, background="fit"
+    background_err: np.ndarray | None = None  # (bands,) their errors
     seconds: float = 0.0
 
 
 class _Cutout:
     """The attributes `observation_from_exposure` reads, over a job's box."""
 
-    def __init__(self, job: BlendJob, settings: Settings) -> None:
+    def __init__(self, job: BlendJob, settings: Settings, level: np.ndarray | None = None) -> None:
         self.images = job.images
+        if level is not None:  # the images as the sources' initialization sees them
+            self.images = job.images - np.asarray(level, job.images.dtype)[:, None, None]
         self.variance = job.variance
         self.mask = job.mask
         self.psfs = settings.psfs if job.psfs is None else job.psfs
@@ -135,6 +149,19 @@ class _FootprintMask:
         return self._mask
 
 
+def _background(job: BlendJob, bands) -> BackgroundComponent | None:
+    """The blend's sky level, on its own pixels, from their weighted mean (or None)."""
+    if job.background is None:
+        return None
+    level = np.asarray(job.background, np.float64)
+    if job.sky is None:
+        return BackgroundComponent(bands, level.astype(np.float32), job.bbox)
+    images, weights, box = job.sky
+    mean, _ = sky_level(images, weights)
+    level = np.where(np.isfinite(mean), mean, level).astype(np.float32)
+    return BackgroundComponent(bands, level, job.bbox).set_sky(images, weights, box)
+
+
 class BlendFailure(RuntimeError):
     """A blend that cannot be modelled (e.g. every pixel of its footprint is masked)."""
 
@@ -150,16 +177,22 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
     config = settings.config
     start = time.perf_counter()
     try:
-        cut = _Cutout(job, settings)
-        obs = observation_from_exposure(
-            cut,
-            bbox=job.bbox,
-            footprint=_FootprintMask(job.footprint, job.bbox),
-            bad_mask=job.bad_mask,
-            model_psf=settings.model_psf,
-            use_weights=config.useWeights,
-            convolution_mode=config.convolutionType,
-        )
+
+        def observation(level: np.ndarray | None = None):
+            return observation_from_exposure(
+                _Cutout(job, settings, level),
+                bbox=job.bbox,
+                footprint=_FootprintMask(job.footprint, job.bbox),
+                bad_mask=job.bad_mask,
+                model_psf=settings.model_psf,
+                use_weights=config.useWeights,
+                convolution_mode=config.convolutionType,
+            )
+
+        obs = observation()
+        background = _background(job, settings.bands)
+        # with a fitted sky the sources start on the images less its starting level
+        init_obs = obs if background is None else observation(background.level)
         if not np.any(obs.weights.data > 0):
             raise BlendFailure("every pixel of the footprint is masked or has no valid variance")
         centers = [(int(y), int(x)) for y, x in job.peaks]
@@ -167,10 +200,12 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
         fit_spectra = config.setSpectra and (
             cutoff == 0 or len(centers) * int(job.footprint.sum()) <= cutoff
         )
-        sources = init_all_sources(obs, centers, fit_spectra=fit_spectra, **config.init_options())
+        sources = init_all_sources(
+            init_obs, centers, fit_spectra=fit_spectra, **config.init_options()
+        )
         for source, peak_id in zip(sources, job.peak_ids):
             source.metadata["peak_id"] = int(peak_id)
-        blend = Blend(sources, obs, metadata={"parent_id": job.parent_id})
+        blend = Blend(sources, obs, metadata={"parent_id": job.parent_id}, background=background)
         blend.parameterize(config.parameterization())
         # a diverging fit is detected and raised by the engine: no warnings needed
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -188,7 +223,10 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
                 for s in blend.sources
             ]
         ).reshape(len(blend.sources), len(settings.bands))
-        if not (np.isfinite(log_l) and np.all(np.isfinite(model_flux))):
+        level = None if blend.background is None else blend.background.level.astype(np.float64)
+        if not (np.isfinite(log_l) and np.all(np.isfinite(model_flux))) or (
+            level is not None and not np.all(np.isfinite(level))
+        ):
             raise FloatingPointError(
                 f"the fitted model is not finite after {iterations} iterations (logL={log_l})"
             )
@@ -214,6 +252,12 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             "logL": float(log_l),
             "converged": bool(blend.converged),
         }
+        level_err = None
+        if level is not None:
+            # blend_to_data stored the levels (LEVEL_KEY); their errors beside them
+            weight = blend.background.sky_weight
+            level_err = np.where(weight > 0, 1 / np.sqrt(np.where(weight > 0, weight, 1)), np.nan)
+            data.metadata[LEVEL_ERR_KEY] = {b: float(v) for b, v in zip(settings.bands, level_err)}
         return BlendResult(
             job.index,
             job.parent_id,
@@ -227,6 +271,8 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             flux_masks=masks,
             blend_data=data,
             measures=measures,
+            background=level,
+            background_err=level_err,
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:

@@ -39,7 +39,7 @@ CONFIG_KEY = RECORDED_CONFIG_KEY
 
 _SOURCE_MODELS = ("single", "double", "compact")
 #: Values of `DeblendConfig.background` (see `vermilion.pipeline.background`).
-BACKGROUND_MODES = ("auto", "subtract", "none")
+BACKGROUND_MODES = ("auto", "subtract", "none", "fit")
 #: Mask planes ``badMask`` may name: ours, and the standard planes of Rubin's exposures
 #: (planes an exposure does not define select no pixel).
 KNOWN_MASK_PLANES = frozenset(MASK_PLANES) | frozenset(
@@ -125,21 +125,34 @@ class DeblendConfig:
     badMask : tuple of str, default ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
         Mask planes whose pixels get zero weight (planes the exposure does not
         define are ignored).
-    background : {"auto", "subtract", "none"}, default "auto"
+    background : {"auto", "subtract", "none", "fit"}, default "auto"
         The sky left in the coadds (`vermilion.pipeline.background`), estimated per
         band as detection does (`vermilion.detect.estimate_background`): "auto"
         subtracts a band's background before fitting when its largest absolute level
         exceeds ``backgroundSignificance`` times the band's median pixel noise (a
         background-subtracted coadd is left as it is, bit for bit); "subtract"
-        always subtracts it; "none" never. What was done is recorded in the
-        catalog's ``meta["deblend_background"]``. Not a Rubin field (Rubin's coadds
-        are background-subtracted).
+        always subtracts it; "none" never; "fit" fits it in every blend with the
+        sources, a constant level per band over the blend box
+        (`vermilion.core.BackgroundComponent`) constrained by the valid pixels
+        around them (off every parent footprint, in the blend box grown by
+        ``backgroundMargin``; the sources' light spilling there is modelled),
+        recorded on the parent as ``deblend_backgroundLevel_<band>`` (and its error
+        ``deblend_backgroundLevelErr_<band>``) and taken out of the image shared
+        between the children. What was done is recorded in the catalog's
+        ``meta["deblend_background"]``. Not a Rubin field (Rubin's coadds are
+        background-subtracted).
     backgroundSignificance : float, default 0.5
         Threshold of ``background="auto"``, in units of the median pixel noise.
         Background-subtracted coadds estimate 0.01 to 0.07 (`vermilion.sim` patches)
         and 0.15 to 0.39 (the HSC cutout of `vermilion.data.hsc_blend`, 58 x 48
         pixels, where the sky is the wings of its galaxies); sky left in a coadd is
         usually many times the noise.
+    backgroundMargin : int, default 40
+        With ``background="fit"``: pixels around the blend box whose sky constrains
+        its level. Measured on a 160 x 160 gri simulation with +20 nJy: children's
+        fluxes within 1.3% of the background-free ones at 30 or 40 px, up to 10% at
+        20 px and 23 to 40% at 0 (a level fitted within its box alone is too noisy:
+        a level off by 0.05 already moves crowded children's fluxes by 2%).
     backgroundCell : int, default 128
         Mesh cell of the background estimate in pixels (as
         `vermilion.detect.DetectionConfig.background_cell`).
@@ -189,6 +202,7 @@ class DeblendConfig:
     background: str = "auto"
     backgroundSignificance: float = 0.5
     backgroundCell: int = 128
+    backgroundMargin: int = 40
     convolutionType: str = "fft"
     sourceModel: str = "double"
     setSpectra: bool = True
@@ -269,6 +283,7 @@ class DeblendConfig:
             "must be >= 0",
         )
         need(self.backgroundCell >= 1, "backgroundCell", "must be >= 1")
+        need(self.backgroundMargin >= 0, "backgroundMargin", "must be >= 0")
         for name in (
             "maxSpectrumCutoff",
             "maxNumberOfPeaks",

@@ -205,7 +205,11 @@ def measure_blend(blend: Any) -> BlendMeasures:
     variance = np.where(np.isfinite(variance), variance, 0.0)
     with np.errstate(divide="ignore"):
         inv_var = np.where(variance > 0, 1.0 / np.where(variance > 0, variance, 1.0), 0.0)
-    images = np.where(valid, obs.images.data, 0.0)
+    images = obs.images.data
+    background = getattr(blend, "background", None)
+    if background is not None:  # the fitted sky is no source's light
+        images = images - background.model_array()
+    images = np.where(valid, images, 0.0)
     ry, rx = obs.diff_kernel.radius
     renders: list = []
     total = np.zeros(obs.shape, np.float64)

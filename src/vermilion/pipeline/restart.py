@@ -459,7 +459,10 @@ def warm_restart(
             "(load_blend(..., with_exposure=True))"
         )
     sources = parameterize_sources(blend.sources, blend.observation, config.parameterization())
-    out = Blend(sources, blend.observation, metadata=blend.metadata)
+    background = getattr(blend, "background", None)
+    if background is not None:  # a fitted sky (background="fit") goes on with the sources
+        background = config.parameterization()(background, blend.observation) or background
+    out = Blend(sources, blend.observation, metadata=blend.metadata, background=background)
     if resize is None:
         resize = config.resizeFrequency or None
     if max_iter > 0:
@@ -583,6 +586,7 @@ def save_blend(
         log_l = float(blend.log_likelihood) if getattr(obs, "has_data", True) else float("nan")
     data.metadata = {
         **((old.metadata or {}) if old is not None else {}),
+        **(data.metadata or {}),  # the fitted sky's levels, from the blend
         "iterations": int(blend.it),
         "logL": log_l,
         "converged": bool(getattr(blend, "converged", False)),

@@ -55,9 +55,18 @@ from vermilion.io.convert import exposure_mask_bits, exposure_psfs
 
 from . import measure
 from ._worker import BlendJob, BlendResult, Settings, deblend_blend, init_worker, run_chunk
-from .background import BACKGROUND_KEY, PatchBackground, footprint_mask
+from .background import (
+    BACKGROUND_KEY,
+    PatchBackground,
+    ensure_level_columns,
+    footprint_mask,
+    record_level,
+    sky_level,
+    sky_pixels,
+    summarize_levels,
+)
 from .config import CONFIG_KEY, DeblendConfig
-from .pool import check_pool_runs
+from .pool import check_pool_runs, progress_bar
 
 if TYPE_CHECKING:
     from vermilion.detect.catalog import SourceCatalog
@@ -174,10 +183,15 @@ class DeblendTask:
         _ensure_columns(catalog, bands)
         flux_unit = getattr(mexposure, "flux_unit", None) or measure.DEFAULT_FLUX_UNIT
         measure.ensure_measured_columns(catalog, bands, flux_unit)
+        if self.background.fitted:
+            ensure_level_columns(catalog, bands, flux_unit)
         plan = _plan(catalog, config, ebox)
         self.timing = {"prepare": time.perf_counter() - t0}
 
         make_job = _JobMaker(catalog, images, variance, mask, ebox, bad_mask, mexposure, patch_psfs)
+        make_job.background = self.background if self.background.fitted else None
+        if self.background.fitted:
+            make_job.detected, make_job.config = footprint_mask(catalog, ebox), config
 
         t1 = time.perf_counter()
         n_workers = self.workers if workers is None else workers
@@ -199,6 +213,7 @@ class DeblendTask:
             },
         )
         children = _ChildColumns(bands)
+        levels: list = []  # the fitted sky levels and errors of the blends
         for row in plan.blend_rows:
             result = results[row]
             pid = int(catalog["id"][row])
@@ -211,10 +226,18 @@ class DeblendTask:
             if result.unassigned_flux is not None:
                 for b, band in enumerate(bands):
                     catalog[f"deblend_unassignedFlux_{band}"][row] = result.unassigned_flux[b]
+            if result.background is not None:
+                levels.append(
+                    record_level(catalog, row, bands, result.background, result.background_err)
+                )
             model_data.blends[pid] = model_data.attach(result.blend_data)
             children.add_blend(catalog, row, result)
         for row in plan.isolated_rows:
-            children.add_isolated(catalog, row, images, variance, ebox, bad_mask, mask)
+            level = None  # with a fitted sky, its weighted mean around the parent comes out
+            if self.background.fitted:
+                levels.append(record_level(catalog, row, bands, *make_job.sky_level(row)))
+                level = levels[-1][0]
+            children.add_isolated(catalog, row, images, variance, ebox, bad_mask, mask, level)
         out = children.stack(catalog)
         offset = len(catalog)
         for row, key in children.isolated_keys:
@@ -230,7 +253,13 @@ class DeblendTask:
         _rekey_sources(model_data, np.asarray(out["id"])[offset:], children.blend_keys)
         measure.add_sky_coordinates(out, getattr(mexposure, "wcs", None))
         out.meta[CONFIG_KEY] = config.to_dict()
-        out.meta[BACKGROUND_KEY] = model_data.metadata[BACKGROUND_KEY] = self.background.summary()
+        summary = self.background.summary()
+        if self.background.fitted:
+            summary["margin"] = int(config.backgroundMargin)
+            summary["levels"] = summarize_levels(
+                bands, [v for v, _ in levels], [e for _, e in levels]
+            )
+        out.meta[BACKGROUND_KEY] = model_data.metadata[BACKGROUND_KEY] = summary
         self.timing["assemble"] = time.perf_counter() - t2
         return out, model_data
 
@@ -238,7 +267,7 @@ class DeblendTask:
     def _deblend(
         self, rows: Sequence[int], make_job, settings: Settings, n_workers: int
     ) -> dict[int, BlendResult]:
-        bar = _progress(len(rows), self.progress)
+        bar = progress_bar(len(rows), self.progress)
         try:
             if n_workers == 1 or len(rows) <= 1 or _in_daemon(n_workers):
                 results = {}
@@ -429,6 +458,11 @@ class _JobMaker:
         self.bad_mask = bad_mask
         self.mexposure = mexposure
         self.patch_psfs = patch_psfs
+        #: the patch background where the sky is fitted in each blend (else None), with
+        #: the parents' footprints and the config (``backgroundMargin``, ``useWeights``)
+        self.background: PatchBackground | None = None
+        self.detected: np.ndarray | None = None
+        self.config: DeblendConfig | None = None
 
     def cost(self, row: int) -> float:
         """Rough relative cost of a blend: box pixels times (peaks + 1)."""
@@ -458,6 +492,29 @@ class _JobMaker:
             bad_mask=self.bad_mask,
             psf_center=(float(center[0]), float(center[1])),
             psfs=psfs,
+            background=None if self.background is None else self.background.level_in(cut[1:]),
+            sky=None if self.background is None else self._sky(bbox),
+        )
+
+    def sky_level(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """An isolated parent's sky level and its error (`sky_level`; the patch's
+        estimate, without error, in a band without a sky pixel)."""
+        bbox = self.catalog["footprint"][row].bbox
+        level, err = sky_level(*self._sky(bbox)[:2])
+        start = self.background.level_in(bbox.slices_in(self.ebox))
+        return np.where(np.isfinite(level), level, start), err
+
+    def _sky(self, bbox: Box) -> tuple:
+        """The pixels constraining the blend's fitted sky level (`sky_pixels`)."""
+        config = self.config
+        return sky_pixels(
+            (self.images, self.variance, self.mask),
+            self.ebox,
+            bbox,
+            self.detected,
+            self.bad_mask,
+            config.backgroundMargin,
+            config.useWeights,
         )
 
 
@@ -574,25 +631,6 @@ def _run_pool(
     return results
 
 
-def _progress(total: int, enabled: bool):
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, unit="blend", desc="deblend", leave=False)
-        except ImportError:  # pragma: no cover
-            pass
-    return _NoBar()
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 # ---- children -----------------------------------------------------------------------------
 
 
@@ -656,19 +694,22 @@ class _ChildColumns:
         ebox: Box,
         bad_mask: int,
         mask: np.ndarray | None,
+        level: np.ndarray | None = None,
     ) -> None:
-        """An isolated parent kept as it is: one child, the image inside the footprint."""
+        """An isolated parent kept as it is: one child, the image inside the footprint
+        (less the sky ``level`` per band, ``background="fit"``)."""
         from vermilion.detect.footprint import Footprint
 
         fp = catalog["footprint"][row]
         box = fp.bbox
         cut = (slice(None), *box.slices_in(ebox))
+        image = images[cut] if level is None else images[cut] - level[:, None, None]
         inside = fp.spans.as_mask(box)[None]
         if mask is not None and bad_mask:
             inside = inside & ((mask[cut] & bad_mask) == 0)
-        pixels = np.where(inside & np.isfinite(images[cut]), images[cut], 0)
+        pixels = np.where(inside & np.isfinite(image), image, 0)
         flux = pixels.sum(axis=(1, 2), dtype=np.float64)
-        inside = np.broadcast_to(inside & np.isfinite(images[cut]), pixels.shape)
+        inside = np.broadcast_to(inside & np.isfinite(image), pixels.shape)
         flux_err, centroid, moments = measure.measure_image(
             pixels, variance[cut], inside, box.origin
         )
