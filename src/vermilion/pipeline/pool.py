@@ -26,9 +26,9 @@ from typing import Any
 
 __all__ = [
     "PoolError",
-    "progress_bar",
     "check_pool_runs",
     "pool_starts",
+    "progress_bar",
     "sigint_ignored",
     "worker_lifeline",
 ]
