@@ -21,6 +21,7 @@ from vermilion.core import (
     init_fista_component,
     weight_sources,
 )
+from vermilion.core.blend import DEFAULT_MIN_MODEL
 
 BANDS = ("g", "r", "i")
 ORIGIN = (100, 200)  # parent coordinates of the blend box: nothing may assume 0
@@ -52,8 +53,9 @@ class TestTrueModel:
     def test_blend_of_the_true_components_reproduces_the_image(self):
         obs, sources = noiseless()
         blend = Blend(sources, obs)
-        init = Blend(init_all_sources(obs, [s.peak for s in sources]), obs)
-        assert init.log_likelihood < -1e4  # the initial model is far from the data
+        # compact (model-PSF) starts for every source: an initial model far from the data
+        init = Blend(init_all_sources(obs, [s.peak for s in sources], min_snr=np.inf), obs)
+        assert init.log_likelihood < -1e4
         assert abs(blend.log_likelihood) <= 1e-12 * abs(init.log_likelihood)
         np.testing.assert_allclose(blend.get_model(convolve=True).data, obs.images.data, atol=1e-5)
 
@@ -126,17 +128,19 @@ class TestWeightSources:
     def test_fluxes_sum_to_the_masked_image(self, blend):
         obs = blend.observation
         masked = np.where(obs.weights.data > 0, obs.images.data, 0).astype(np.float64)
+        cut = DEFAULT_MIN_MODEL * np.asarray(obs.noise_rms)[:, None, None]
         total = np.zeros(obs.shape)
         models = np.zeros(obs.shape)
         for source in blend.sources:
             assert source.flux.bbox == source.flux_box
             total[(slice(None), *source.flux_box.slices_in(blend.bbox))] += source.flux.data
             grown = source.get_model(source.flux_box)
-            models[(slice(None), *source.flux_box.slices_in(blend.bbox))] += np.abs(
-                obs.convolve(grown).data
-            )
+            rendered = np.abs(obs.convolve(grown).data)
+            # rendered models fainter than DEFAULT_MIN_MODEL noise rms take no share
+            rendered[rendered < cut] = 0
+            models[(slice(None), *source.flux_box.slices_in(blend.bbox))] += rendered
         covered = models > 0
-        assert covered.mean() > 0.9
+        assert covered.mean() > 0.8  # 0.86 measured (0.05 rms cut); every pixel without it
         err = np.abs(total - masked)[covered]
         assert err.max() <= 1e-4 * np.abs(masked).max()
         assert np.all(err <= 1e-4 * np.abs(masked[covered]) + 1e-6)

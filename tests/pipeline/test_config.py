@@ -14,10 +14,10 @@ def test_defaults_follow_the_rubin_deblender():
     c = DeblendConfig()
     assert (c.maxIter, c.minIter, c.relativeError) == (300, 15, 1e-2)
     assert (c.morphThresh, c.backgroundThresh, c.maxProxIter) == (1, 0.25, 1)
-    assert (c.modelPsfSigma, c.modelPsfSize, c.minSNR) == (0.8, 11, 50)
+    assert (c.modelPsfSigma, c.modelPsfSize, c.minSNR) == (0.8, 11, 10)
     assert (c.maxNumberOfPeaks, c.maxFootprintArea, c.maxAreaTimesPeaks) == (200, 100_000, 1e7)
     assert c.maxFootprintSize == 0 and c.useWeights and c.catchFailures and c.setSpectra
-    assert c.sourceModel == "double" and c.max_components == 2 and c.init_min_snr == 50
+    assert c.sourceModel == "double" and c.max_components == 2 and c.init_min_snr == 10
     assert c.convolutionType == "fft" and c.processSingles
     assert "NO_DATA" in c.badMask and "merge_peak_sky" in c.pseudoColumns
 

@@ -11,6 +11,7 @@ from .bbox import Box
 from .image import Image
 from .operators import (
     DEFAULT_MONOTONIC_SLACK,
+    DEFAULT_SLACK_FLOOR,
     checked_slack,
     find_peak,
     prox_connected,
@@ -152,6 +153,10 @@ class FactorizedComponent(Component):
     monotonic_slack
         How strict that projection is, from 0 (scarlet's weighted monotonicity) to
         1 (no pixel brighter than its brightest closer neighbour); see `prox_monotonic`.
+    slack_floor
+        The slack applies only where the model is brighter than ``slack_floor`` times
+        the noise rms (in the band where that is faintest relative to the spectrum);
+        fainter isophotes are strictly monotonic, so they cannot grow tendrils.
     fit_radius
         The peak may move this far (pixels) from its initial position to the local maximum.
     padding
@@ -172,6 +177,7 @@ class FactorizedComponent(Component):
         floor: float = 1e-20,
         monotonic: bool = True,
         monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
+        slack_floor: float = DEFAULT_SLACK_FLOOR,
         fit_radius: int = 1,
         padding: int = 5,
         connected: bool = False,
@@ -190,6 +196,7 @@ class FactorizedComponent(Component):
         self.floor = floor
         self.monotonic = monotonic
         self.monotonic_slack = checked_slack(monotonic_slack)
+        self.slack_floor = float(slack_floor)
         self.fit_radius = fit_radius
         self.padding = padding
         self.connected = connected
@@ -261,6 +268,15 @@ class FactorizedComponent(Component):
     def _local_peak(self) -> tuple[int, int]:
         return (self.peak[0] - self.bbox.origin[0], self.peak[1] - self.bbox.origin[1])
 
+    def _slack_min(self) -> float:
+        """Morphology value below which the monotonicity is strict (no slack)."""
+        level = self.slack_floor
+        if not level or self.bg_rms is None or not np.any(self.bg_rms > 0):
+            return 0.0
+        with np.errstate(divide="ignore"):
+            value = level * float(np.min(self.bg_rms / self.spectrum))
+        return value if np.isfinite(value) else 0.0
+
     def prox_morph(self, morph: np.ndarray) -> np.ndarray:
         """Proximal operator of the morphology (in place where possible).
 
@@ -284,7 +300,9 @@ class FactorizedComponent(Component):
             if 0 <= iy < h and 0 <= ix < w:
                 py, px = find_peak(morph, (iy, ix), self.fit_radius)
                 self.peak = (py + oy, px + ox)
-            morph = prox_monotonic(morph, self._local_peak(), self.monotonic_slack)
+            morph = prox_monotonic(
+                morph, self._local_peak(), self.monotonic_slack, self._slack_min()
+            )
         if self.bg_rms is not None and self.bg_thresh is not None and np.any(self.bg_rms > 0):
             with np.errstate(divide="ignore"):
                 thresh = self.bg_thresh * np.min(self.bg_rms / self.spectrum)

@@ -16,7 +16,24 @@ from .operators import DEFAULT_MONOTONIC_SLACK, checked_slack, find_peak, prox_m
 from .parameters import AdaproxParameter, FistaParameter, relative_step
 from .source import Source
 
+#: Peaks below this detection S/N (deconvolved detection image) start as compact sources.
+#: bench/bench_accuracy.py (tuning seeds, S/N > 10): 50 (the Rubin default) gives median
+#: |re-apportioned flux error| 0.134 (vermilion.sim) and 0.160 (GalSim scenes), 10 gives
+#: 0.094 and 0.133 (5: 0.096 / 0.133; 20: 0.110 / 0.148): a source of S/N 10-50 fits its
+#: own light far better from its symmetric image than from the model PSF.
+DEFAULT_MIN_SNR = 10.0
+#: Peaks below this S/N (those the Rubin engine starts compact) start extended only within
+#: ``DEFAULT_FAINT_RADIUS`` pixels of the peak. bench/bench_accuracy.py (tuning seeds, S/N > 10,
+#: mean |re-apportioned flux error| per source): no radius 0.358 (GalSim) and 0.166 (sim),
+#: 8 px 0.325 and 0.156 (6 px: 0.321 / 0.179; 10 px: 0.344 / 0.155); the faint source
+#: otherwise starts as a plateau over a brighter neighbour's wing and takes its flux.
+DEFAULT_FAINT_SNR = 50.0
+DEFAULT_FAINT_RADIUS = 8.0
+
 __all__ = [
+    "DEFAULT_FAINT_RADIUS",
+    "DEFAULT_FAINT_SNR",
+    "DEFAULT_MIN_SNR",
     "Chi2InitParameters",
     "chi2_detection_image",
     "deconvolved_detection_image",
@@ -138,6 +155,9 @@ class Chi2InitParameters:
         the "bulge" holds what lies above, the "disk" the rest.
     padding
         Pixels kept around the initial morphology.
+    faint_snr, faint_radius
+        Peaks of detection S/N between ``min_snr`` and ``faint_snr`` start extended, but
+        cut to the disk of radius ``faint_radius`` pixels about the peak (0: no cut).
     """
 
     def __init__(
@@ -145,7 +165,7 @@ class Chi2InitParameters:
         observation: Observation,
         centers: Sequence[tuple[int, int]] | None = None,
         detect: np.ndarray | None = None,
-        min_snr: float = 50,
+        min_snr: float = DEFAULT_MIN_SNR,
         thresh: float = 1.0,
         max_components: int = 2,
         bulge_fraction: float = 0.5,
@@ -156,6 +176,8 @@ class Chi2InitParameters:
         symmetric: bool = True,
         core_radius: float = 1.5,
         monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
+        faint_snr: float = DEFAULT_FAINT_SNR,
+        faint_radius: float = DEFAULT_FAINT_RADIUS,
     ) -> None:
         if not getattr(observation, "has_data", True):
             raise ValueError("Cannot initialize sources on an observation without image data")
@@ -185,6 +207,8 @@ class Chi2InitParameters:
         self.symmetric = symmetric
         self.core_radius = float(core_radius)
         self.monotonic_slack = checked_slack(monotonic_slack)
+        self.faint_snr = float(faint_snr)
+        self.faint_radius = float(faint_radius)
 
 
 def _as_pixel(center) -> tuple[int, ...]:
@@ -332,6 +356,11 @@ def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Sourc
         region[...] = symmetric
     morph = prox_monotonic(morph, (ly, lx))
     morph[morph < init.thresh] = 0
+    if snr < init.faint_snr and init.faint_radius > 0:
+        # a faint peak's monotonic morphology spreads over its neighbours' wings (the
+        # symmetry cannot remove neighbours on both sides): start it within a disk
+        yy, xx = np.indices(morph.shape)
+        morph[np.hypot(yy - ly, xx - lx) > init.faint_radius] = 0
     local = Box.from_data(morph, 0)
     if local.is_empty:
         return init_compact_source((cy, cx), init)
@@ -367,7 +396,7 @@ def init_all_sources(
     observation: Observation,
     centers: Sequence[tuple[int, int]],
     detect: np.ndarray | None = None,
-    min_snr: float = 50,
+    min_snr: float = DEFAULT_MIN_SNR,
     thresh: float = 1.0,
     max_components: int = 2,
     bg_thresh: float = 0.25,

@@ -13,17 +13,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from .bbox import Box
-from .blend import Blend
+from .blend import DEFAULT_MIN_MODEL, Blend
+from .operators import thin_pixels
 
 __all__ = ["blendedness", "scene_blendedness", "tendril_fraction", "weight_sources"]
 
 
-def weight_sources(blend: Blend, mask_footprint: bool = True) -> Blend:
+def weight_sources(
+    blend: Blend, mask_footprint: bool = True, min_model: float = DEFAULT_MIN_MODEL
+) -> Blend:
     """Re-apportion the observed flux of a blend between its sources.
 
     For every source its model is rendered in the observed seeing; the observed
     image is shared in proportion to each source's absolute rendered model over
-    the sum of all of them (clipped to [0, 1], 0 where that sum is 0). Pixels of
+    the sum of all of them (clipped to [0, 1], 0 where that sum is 0); rendered
+    models fainter than ``min_model`` times the band's noise rms count as 0. Pixels of
     zero weight (masked, or outside the parent footprint) are set to 0 first when
     ``mask_footprint``. The results are stored on the sources as ``flux`` (an
     `Image`) and ``flux_box``; the re-apportioned images of a blend add up to the
@@ -35,13 +39,15 @@ def weight_sources(blend: Blend, mask_footprint: bool = True) -> Blend:
         A fitted blend with image data.
     mask_footprint
         Set pixels of zero weight to 0 before sharing the image.
+    min_model
+        In units of each band's noise rms (0: every non-zero rendered value counts).
 
     Returns
     -------
     Blend
         The same blend, for chaining.
     """
-    return blend.conserve_flux(mask_footprint=mask_footprint)
+    return blend.conserve_flux(mask_footprint=mask_footprint, min_model=min_model)
 
 
 def blendedness(image: np.ndarray, scene: np.ndarray) -> float:
@@ -102,12 +108,10 @@ def scene_blendedness(
 def tendril_fraction(source) -> float:
     """Share of a source's model flux in tendrils: structures one pixel wide, or cut off.
 
-    The support of the model (summed over bands, in model space) is opened with a
-    2 x 2 square: pixels that belong to no 2 x 2 block of the support (lines and
-    spurs one pixel wide) are tendril pixels, and so are the pixels of the opened
-    support not 8-connected to the piece that holds the peak. A compact, monotonic
-    shape scores ~0; a model that grew thin filaments along the noise scores the
-    flux it put there.
+    The model is summed over bands (in model space) and its tendril pixels found by
+    `vermilion.core.operators.thin_pixels` (opening of the support with a 2 x 2 square,
+    then the piece connected to the peak). A compact, monotonic shape scores ~0; a model
+    that grew thin filaments along the noise scores the share of flux it put there.
 
     Parameters
     ----------
@@ -119,25 +123,14 @@ def tendril_fraction(source) -> float:
     float
         In [0, 1]; 0 for a source without a model.
     """
-    from scipy import ndimage
-
     model = source.get_model()
-    plane = np.asarray(model.data, dtype=np.float64).sum(axis=0) if model.data.size else None
-    if plane is None or not np.any(plane > 0):
+    if not model.data.size:
         return 0.0
-    plane = np.where(plane > 0, plane, 0.0)
-    support = plane > 0
-    thick = ndimage.binary_opening(support, structure=np.ones((2, 2), dtype=bool))
-    labels, _ = ndimage.label(thick, structure=np.ones((3, 3), dtype=bool))
+    plane = np.maximum(np.asarray(model.data, dtype=np.float64).sum(axis=0), 0.0)
+    if not np.any(plane > 0):
+        return 0.0
     peak = source.peak
-    keep = 0
     if peak is not None:
-        py, px = peak[0] - model.bbox.origin[0], peak[1] - model.bbox.origin[1]
-        if 0 <= py < plane.shape[0] and 0 <= px < plane.shape[1]:
-            keep = labels[py, px]
-    if keep == 0 and labels.max() > 0:
-        # the peak pixel itself is thin: keep the piece holding most of the flux
-        sums = ndimage.sum(plane, labels, index=np.arange(1, labels.max() + 1))
-        keep = int(np.argmax(sums)) + 1
-    body = labels == keep if keep else np.zeros_like(support)
-    return float(plane[~body].sum() / plane.sum())
+        peak = (peak[0] - model.bbox.origin[0], peak[1] - model.bbox.origin[1])
+    thin = thin_pixels(plane, peak)
+    return float(plane[thin].sum() / plane.sum())

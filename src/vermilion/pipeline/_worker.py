@@ -113,6 +113,7 @@ class BlendResult:
     converged: bool = False
     model_flux: np.ndarray | None = None  # (n, bands) float64
     flux: np.ndarray | None = None  # (n, bands) float64, re-apportioned
+    unassigned_flux: np.ndarray | None = None  # (bands,) float64, given to no child
     n_components: np.ndarray | None = None  # (n,)
     flux_masks: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
     blend_data: Any = None
@@ -265,6 +266,7 @@ def deblend_blend(job: BlendJob, settings: Settings) -> BlendResult:
             converged=bool(blend.converged),
             model_flux=model_flux,
             flux=flux,
+            unassigned_flux=np.asarray(blend.unassigned_flux, np.float64),
             n_components=np.array([len(s.components) for s in blend.sources], np.int32),
             flux_masks=masks,
             blend_data=data,

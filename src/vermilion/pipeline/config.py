@@ -107,8 +107,9 @@ class DeblendConfig:
         "single": one component per source; "double": bright sources get a bulge
         and a disk (``init_all_sources(max_components=2)``); "compact": every
         source starts as the model PSF (one component).
-    minSNR : float, default 50
-        Peaks below this detection S/N start as compact sources.
+    minSNR : float, default 10
+        Peaks below this detection S/N start as compact sources (Rubin: 50; 10 measured
+        more accurate, see `vermilion.core.initialization.DEFAULT_MIN_SNR`).
     morphThresh : float, default 1
         Initial morphologies are cut where the detection image falls below this S/N.
     setSpectra : bool, default True
@@ -195,7 +196,7 @@ class DeblendConfig:
     monotonicSlack: float = 0.5
     modelPsfSigma: float = 0.8
     modelPsfSize: int = 11
-    minSNR: float = 50.0
+    minSNR: float = 10.0
     useWeights: bool = True
     badMask: tuple[str, ...] = ("BAD", "CR", "NO_DATA", "SAT", "SUSPECT", "EDGE")
     background: str = "auto"

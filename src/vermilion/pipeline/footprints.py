@@ -292,7 +292,7 @@ class _FootprintRun:
         row = self.row_of[sid]
         box = iso.bbox
         image.check_covers(box, None, source_id=sid)
-        values, weights = image.cut(box, np.asarray(iso.span_array) > 0, self.bad_bits)
+        values, weights, _ = image.cut(box, np.asarray(iso.span_array) > 0, self.bad_bits)
         keep = weights > 0
         fp = self.fp_col[row]
         peaks = fp.peaks if fp is not None and fp.n_peaks else _peaks_at(iso.peak)
@@ -414,18 +414,29 @@ class _BandImage:
             )
 
     def cut(self, box: Box, inside: np.ndarray | None, bad_bits: int):
-        """Pixels of ``box`` (0 where invalid) and their weights (1 valid, 0 not)."""
+        """Pixels of ``box`` (0 where invalid), their weights (1 valid, 0 not) and variance.
+
+        The variance (1 where the exposure has none, or the pixel is invalid) gives the
+        observation the noise rms that `weight_sources` cuts the rendered models at, the
+        same as the pipeline's fit had.
+        """
         sl = box.slices_in(self.bbox)
         img = self.image[sl]
         valid = np.isfinite(img)
         if inside is not None:
             valid &= inside
+        var = None
         if self.variance is not None:
             var = self.variance[sl]
             valid &= np.isfinite(var) & (var > 0)
         if self.mask is not None and bad_bits:
             valid &= (self.mask[sl] & bad_bits) == 0
-        return np.where(valid, img, 0).astype(np.float32), valid.astype(np.float32)
+        variance = np.ones(img.shape, np.float32) if var is None else np.where(valid, var, 1)
+        return (
+            np.where(valid, img, 0).astype(np.float32),
+            valid.astype(np.float32),
+            variance.astype(np.float32),
+        )
 
     def coverage(self, heavy, no_data_bit: int) -> float:
         """Fraction of the heavy footprint's pixels without ``NO_DATA``."""
@@ -483,10 +494,10 @@ class _PsfCache:
         model_psf = data.model_psf if data.model_psf is not None else self.model_psf
         try:
             if image is not None:
-                values, weights = image.cut(data.bbox, inside, bad_bits)
+                values, weights, variance = image.cut(data.bbox, inside, bad_bits)
                 return Observation(
                     values[None],
-                    np.ones((1, *values.shape), np.float32),
+                    variance[None],
                     weights[None],
                     psfs=kernel[None],
                     model_psf=model_psf,

@@ -28,6 +28,7 @@ __all__ = [
     "PoolError",
     "check_pool_runs",
     "pool_starts",
+    "progress_bar",
     "sigint_ignored",
     "worker_lifeline",
 ]
@@ -119,3 +120,31 @@ def sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def progress_bar(total: int, enabled: bool):
+    """A tqdm bar over ``total`` blends, or an object with the same ``update``/``close``.
+
+    Parameters
+    ----------
+    total
+        Number of blends.
+    enabled
+        False (or tqdm missing): a bar that draws nothing.
+    """
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, unit="blend", desc="deblend", leave=False)
+        except ImportError:  # pragma: no cover
+            pass
+    return _NoBar()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

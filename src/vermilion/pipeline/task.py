@@ -29,6 +29,9 @@ Catalog columns added (``<band>`` for every band):
 ``deblend_nComponents``              components of the child's model
 ``deblend_scarletFlux_<band>``       flux of the child's model (sum of the model, nJy)
 ``deblend_reapportionedFlux_<band>`` flux of the re-apportioned observed image of the child
+``deblend_unassignedFlux_<band>``    (parents) flux of the observed image given to no child:
+                                     pixels where every child's rendered model is below
+                                     0.05 noise rms (`vermilion.core.Blend.conserve_flux`)
 ``deblend_zeroFlux``                 the child's model has no positive flux in any band
 ===================================  ========================================================
 """
@@ -63,7 +66,7 @@ from .background import (
     summarize_levels,
 )
 from .config import CONFIG_KEY, DeblendConfig
-from .pool import check_pool_runs
+from .pool import check_pool_runs, progress_bar
 
 if TYPE_CHECKING:
     from vermilion.detect.catalog import SourceCatalog
@@ -220,6 +223,9 @@ class DeblendTask:
             catalog["deblend_iterations"][row] = result.iterations
             catalog["deblend_logL"][row] = result.log_likelihood
             catalog["deblend_converged"][row] = result.converged
+            if result.unassigned_flux is not None:
+                for b, band in enumerate(bands):
+                    catalog[f"deblend_unassignedFlux_{band}"][row] = result.unassigned_flux[b]
             if result.background is not None:
                 levels.append(
                     record_level(catalog, row, bands, result.background, result.background_err)
@@ -261,7 +267,7 @@ class DeblendTask:
     def _deblend(
         self, rows: Sequence[int], make_job, settings: Settings, n_workers: int
     ) -> dict[int, BlendResult]:
-        bar = _progress(len(rows), self.progress)
+        bar = progress_bar(len(rows), self.progress)
         try:
             if n_workers == 1 or len(rows) <= 1 or _in_daemon(n_workers):
                 results = {}
@@ -392,6 +398,12 @@ def _ensure_columns(catalog: SourceCatalog, bands: Sequence[str]) -> None:
             np.float32,
             np.nan,
             description=f"flux of the child's re-apportioned observed image in band {band}",
+        )
+        catalog.ensure_column(
+            f"deblend_unassignedFlux_{band}",
+            np.float32,
+            np.nan,
+            description=f"flux of the parent's observed image given to no child in band {band}",
         )
 
 
@@ -617,25 +629,6 @@ def _run_pool(
         raise
     pool.shutdown(wait=True)
     return results
-
-
-def _progress(total: int, enabled: bool):
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, unit="blend", desc="deblend", leave=False)
-        except ImportError:  # pragma: no cover
-            pass
-    return _NoBar()
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 # ---- children -----------------------------------------------------------------------------
