@@ -369,3 +369,16 @@ def test_the_bands_field_refuses_repeated_bands():
     config.bands = ["g", "r", "g"]
     with pytest.raises(ValueError, match="distinct band names"):
         config.validate()
+
+
+def test_the_pipelines_config_entry_for_bands_sets_them():
+    from importlib.resources import files
+
+    from lsst.pipe.base import Pipeline
+
+    text = files("vermilion").joinpath("pipelines/deblend.yaml").read_text()
+    entry = "    # config:\n    #   bands: [g, r, i]\n"
+    assert entry in text
+    text = text.replace(entry, "    config:\n      bands: [g, r, i]\n")
+    graph = Pipeline.fromString(text).to_graph()
+    assert list(graph.tasks["deblend"].config.bands) == ["g", "r", "i"]
