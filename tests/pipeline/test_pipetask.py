@@ -254,3 +254,131 @@ def test_a_failing_quantum_leaves_the_other_patches_outputs_whole(repo, both, tm
         equal_nan=True,
     )
     assert len(_get(copy, out, MODELS, PATCHES[0]).blends) > 0
+
+
+# ---- a patch without one of the bands (issue 18: loud failures) -----------------------------
+
+SHORT = 1  # the patch of `short_repo` without an i coadd
+
+
+@pytest.fixture(scope="module")
+def short_repo(tmp_path_factory):
+    """A gri repository of two patches: patch 0 with g, r, i coadds, patch 1 with g and r only."""
+    from vermilion.repo import create_repo, ingest_arrays
+
+    root = tmp_path_factory.mktemp("pipetask-short") / "repo"
+    butler = create_repo(
+        root, skymap=SKYMAP, bands=BANDS, tracts=1, patches=(2, 1), patch_shape=SHAPE
+    )
+    for p in (0, SHORT):
+        sim = simulate(seed=20 + p, shape=SHAPE)
+        n = len(BANDS) if p != SHORT else 2
+        ingest_arrays(
+            butler, sim.images[:n], sim.variance[:n], sim.mask[:n], sim.psfs[:n],
+            sim.bands[:n], TRACT, p,
+        )  # fmt: skip
+    return str(root)
+
+
+def _output(proc: subprocess.CompletedProcess) -> str:
+    return " ".join(f"{proc.stdout}\n{proc.stderr}".split())  # log lines joined, as one text
+
+
+def test_bands_asked_for_refuse_a_patch_without_one_at_graph_build(short_repo):
+    from lsst.daf.butler import Butler
+
+    out = "u/test/gri"
+    proc = pipetask(
+        short_repo, "-i", "vermilion/coadd", "-o", out, "-d", where((0, SHORT)),
+        "--register-dataset-types", "-c", "deblend:bands=g,r,i", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    text = _output(proc)
+    assert "MissingBandsError: 1 patch(es) lack coadds of bands asked for:" in text
+    assert (
+        f"skymap '{SKYMAP}' tract {TRACT} patch {SHORT} has deepCoadd_calexp in band(s) g,r "
+        "only: missing i of the bands asked for (deblend:bands=g,r,i)"
+    ) in text
+    assert "patch 0 has" not in text  # the whole patch is not named
+    # refused before anything ran: no output collection at all
+    assert not Butler(short_repo).collections.query(f"{out}*")
+
+
+def test_bands_unset_deblend_the_bands_each_patch_has_and_warn(short_repo):
+    out = "u/test/unset"
+    proc = pipetask(
+        short_repo, "-i", "vermilion/coadd", "-o", out, "-d", where((0, SHORT)),
+        "--register-dataset-types", "-c", "deblend:maxIter=50",
+    )  # fmt: skip
+    text = _output(proc)
+    assert (
+        f"deblend: skymap '{SKYMAP}' tract {TRACT} patch {SHORT} has deepCoadd_calexp in "
+        "band(s) g,r only, not i as other patches of this graph: it is deblended in g,r"
+    ) in text
+    assert "patch 0 has deepCoadd_calexp" not in text
+    columns = _get(short_repo, out, CATALOG, SHORT).colnames
+    assert "deblend_scarletFlux_r" in columns and "deblend_scarletFlux_i" not in columns
+    assert "deblend_scarletFlux_i" in _get(short_repo, out, CATALOG, 0).colnames
+
+
+def test_bands_asked_for_leave_the_other_bands_out(short_repo):
+    out = "u/test/gr"
+    pipetask(
+        short_repo, "-i", "vermilion/coadd", "-o", out, "-d", where((0, SHORT)),
+        "--register-dataset-types", "-c", "deblend:bands=g,r", "-c", "deblend:maxIter=50",
+    )  # fmt: skip
+    for p in (0, SHORT):
+        catalog = _get(short_repo, out, CATALOG, p)
+        assert "deblend_scarletFlux_r" in catalog.colnames, p
+        assert "deblend_scarletFlux_i" not in catalog.colnames, p
+        assert list(_get(short_repo, out, MODELS, p).bands) == ["g", "r"]
+
+
+def test_a_coadd_file_gone_after_the_graph_was_built_fails_the_quantum(short_repo, tmp_path):
+    """The i coadd's file deleted from patch 0: the executor drops it, the task refuses."""
+    import shutil
+
+    from lsst.daf.butler import Butler
+
+    copy = tmp_path / "repo"
+    shutil.copytree(short_repo, copy)
+    gone = Butler(str(copy)).getURI(
+        "deepCoadd_calexp", skymap=SKYMAP, tract=TRACT, patch=0, band="i",
+        collections="vermilion/coadd",
+    )  # fmt: skip
+    Path(gone.ospath).unlink()
+    out = "u/test/gone"
+    proc = pipetask(
+        copy, "-i", "vermilion/coadd", "-o", out, "-d", where((0,)),
+        "--register-dataset-types", "-c", "deblend:bands=g,r,i", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    text = _output(proc)
+    assert (
+        f"skymap '{SKYMAP}' tract {TRACT} patch 0 has deepCoadd_calexp in band(s) g,r only: "
+        "missing i of the bands asked for (deblend:bands=g,r,i)"
+    ) in text
+    assert Butler(str(copy), collections=[out]).query_datasets(CATALOG, explain=False) == []
+
+
+def test_the_bands_field_refuses_repeated_bands():
+    from vermilion.pipeline.pipetask import DeblendPipelineConfig
+
+    config = DeblendPipelineConfig()
+    assert list(config.bands) == []
+    config.bands = ["g", "r", "g"]
+    with pytest.raises(ValueError, match="distinct band names"):
+        config.validate()
+
+
+def test_the_pipelines_config_entry_for_bands_sets_them():
+    from importlib.resources import files
+
+    from lsst.pipe.base import Pipeline
+
+    text = files("vermilion").joinpath("pipelines/deblend.yaml").read_text()
+    entry = "    # config:\n    #   bands: [g, r, i]\n"
+    assert entry in text
+    text = text.replace(entry, "    config:\n      bands: [g, r, i]\n")
+    graph = Pipeline.fromString(text).to_graph()
+    assert list(graph.tasks["deblend"].config.bands) == ["g", "r", "i"]

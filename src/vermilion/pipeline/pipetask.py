@@ -14,8 +14,19 @@ deblend``, so both write the same catalog and models for the same inputs and con
 `DeblendPipelineConfig` carries every field of `DeblendConfig` under the same name,
 with the same default and doc, generated from `DeblendConfig` (``-c
 deblend:maxIter=100`` works as ``vermilion deblend -c maxIter=100``), plus
-``numProcesses`` (processes for the blends of one quantum) and the dataset type
-names of the connections (``-c deblend:connections.coadds=...``).
+``numProcesses`` (processes for the blends of one quantum), ``bands`` (the bands
+every patch must have) and the dataset type names of the connections (``-c
+deblend:connections.coadds=...``).
+
+Bands: the coadd input is one connection over every band of the patch, and the
+butler hands a quantum only the coadds that exist. With ``-c deblend:bands=g,r,i``
+a patch without one of them is refused, loudly: the graph builder raises
+`MissingBandsError` naming every such patch, its bands and the missing ones (and
+the quantum raises it again if a coadd file vanished after the graph was built),
+as ``vermilion deblend --bands gri`` refuses it; coadds of other bands are left
+out of the quanta. With ``bands`` unset (the default) each patch is deblended in
+the bands its quantum brings, and the graph builder warns about every patch that
+brings fewer bands than others of the same graph, naming the bands it will use.
 
 This module needs ``lsst-pipe-base`` (``pip install "vermilion[rubin]"``); nothing
 else in vermilion imports it.
@@ -24,7 +35,9 @@ else in vermilion imports it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 try:
@@ -52,7 +65,9 @@ __all__ = [
     "DeblendPipelineConfig",
     "DeblendPipelineConnections",
     "DeblendPipelineTask",
+    "MissingBandsError",
     "deblend_config_fields",
+    "missing_bands_message",
 ]
 
 #: Storage classes vermilion registers for the datasets (`vermilion.repo.create_repo`).
@@ -63,8 +78,60 @@ MODEL_STORAGE_CLASS = "VermilionModelData"
 _PATCH = ("skymap", "tract", "patch")
 
 
+class MissingBandsError(LookupError):
+    """A patch lacks coadds of some of the bands the config asks for (``bands``)."""
+
+
+def missing_bands_message(
+    data_id: Any, asked: Sequence[str], have: Iterable[str], dataset: str, label: str
+) -> str:
+    """What a patch lacks: the patch, the bands asked for, the bands it has, the missing ones.
+
+    Parameters
+    ----------
+    data_id
+        The quantum's data ID (``skymap``, ``tract``, ``patch``).
+    asked
+        The bands of the config (``bands``).
+    have
+        The bands whose coadds the quantum brings.
+    dataset
+        The coadd dataset type name.
+    label
+        The task's label in the pipeline (``deblend``), for the config option.
+    """
+    have = sort_bands(have)
+    missing = [b for b in asked if b not in have]
+    where = f"skymap {data_id['skymap']!r} tract {data_id['tract']} patch {data_id['patch']}"
+    if not have:
+        return f"{where} has no {dataset} at all, not in {_comma(missing)} asked for"
+    return (
+        f"{where} has {dataset} in band(s) {_comma(have)} only: missing {_comma(missing)} "
+        f"of the bands asked for ({label}:bands={_comma(asked)})"
+    )
+
+
+def _comma(bands: Iterable[str]) -> str:
+    return ",".join(bands)
+
+
+def _missing_bands_error(lines: Sequence[str], asked: Sequence[str], label: str) -> str:
+    return (
+        "\n  ".join([f"{len(lines)} patch(es) lack coadds of bands asked for:", *lines])
+        + f"\nIngest the missing coadds, leave these patches out of the data query (-d), "
+        f"or deblend the bands they have (e.g. -c {label}:bands=...); -c {label}:bands= "
+        f"(empty) deblends each patch in the bands it has."
+    )
+
+
 class DeblendPipelineConnections(PipelineTaskConnections, dimensions=_PATCH):
-    """Inputs and outputs of one patch; each name can be changed in the config."""
+    """Inputs and outputs of one patch; each name can be changed in the config.
+
+    With ``config.bands`` set, `adjust_all_quanta` refuses the graph when a patch lacks
+    one of them, and `adjustQuantum` keeps only their coadds (refusing a quantum whose
+    coadd of one of them is gone at execution); unset, `adjust_all_quanta` warns about
+    the patches that bring fewer bands than others.
+    """
 
     coadds = cT.Input(
         doc="Coadd exposures of every band of the patch.",
@@ -85,6 +152,55 @@ class DeblendPipelineConnections(PipelineTaskConnections, dimensions=_PATCH):
         storageClass=MODEL_STORAGE_CLASS,
         dimensions=_PATCH,
     )
+
+    def adjust_all_quanta(self, adjuster: Any) -> None:
+        """At graph build: refuse patches missing bands asked for; else warn on short patches."""
+        super().adjust_all_quanta(adjuster)
+        label = adjuster.task_label
+        dataset = self.coadds.name
+        bands_of = {
+            data_id: sort_bands(str(d["band"]) for d in adjuster.get_inputs(data_id)["coadds"])
+            for data_id in adjuster.iter_data_ids()
+        }
+        asked = list(self.config.bands)
+        if asked:
+            lines = [
+                missing_bands_message(data_id, asked, have, dataset, label)
+                for data_id, have in bands_of.items()
+                if any(b not in have for b in asked)
+            ]
+            if lines:
+                raise MissingBandsError(_missing_bands_error(lines, asked, label))
+            return
+        every = sort_bands(b for have in bands_of.values() for b in have)
+        for data_id, have in bands_of.items():
+            if have and len(have) < len(every):
+                logging.getLogger(f"lsst.{label}").warning(
+                    "%s: skymap %r tract %s patch %s has %s in band(s) %s only, not %s as "
+                    "other patches of this graph: it is deblended in %s (%s:bands is not "
+                    "set; set it, e.g. -c %s:bands=%s, to refuse patches without them)",
+                    label, data_id["skymap"], data_id["tract"], data_id["patch"], dataset,
+                    _comma(have), _comma(b for b in every if b not in have), _comma(have),
+                    label, label, _comma(every),
+                )  # fmt: skip
+
+    def adjustQuantum(self, inputs: dict, outputs: dict, label: str, data_id: Any) -> tuple:
+        """Keep the coadds of ``config.bands`` only; raise `MissingBandsError` if one lacks.
+
+        Runs at graph build and again at execution when an input is gone by then.
+        """
+        asked = list(self.config.bands)
+        if not asked:
+            return super().adjustQuantum(inputs, outputs, label, data_id)
+        connection, refs = inputs["coadds"]
+        have = {str(ref.dataId["band"]) for ref in refs}
+        if any(b not in have for b in asked):
+            line = missing_bands_message(data_id, asked, have, connection.name, label)
+            raise MissingBandsError(_missing_bands_error([line], asked, label))
+        adjusted = {"coadds": (connection, [r for r in refs if str(r.dataId["band"]) in asked])}
+        inputs.update(adjusted)
+        super().adjustQuantum(inputs, outputs, label, data_id)
+        return adjusted, {}
 
 
 # ---- the config, generated from DeblendConfig ------------------------------------------------
@@ -141,7 +257,17 @@ def deblend_config_fields() -> dict[str, Field]:
 
 
 class DeblendPipelineConfig(PipelineTaskConfig, pipelineConnections=DeblendPipelineConnections):
-    """Config of `DeblendPipelineTask`: every `DeblendConfig` field, and ``numProcesses``."""
+    """Config of `DeblendPipelineTask`: every `DeblendConfig` field, ``numProcesses``, ``bands``."""
+
+    bands = ListField(
+        dtype=str,
+        default=[],
+        doc="Bands to deblend, in this order (e.g. -c deblend:bands=g,r,i). A patch without a "
+        "coadd in one of them fails the graph build (MissingBandsError naming the patch, "
+        "the bands it has and the missing ones); coadds of other bands are not read. "
+        "Empty (default): each patch in the bands it has, in wavelength order; the graph "
+        "builder warns about patches with fewer bands than others.",
+    )
 
     numProcesses = Field(
         dtype=int,
@@ -161,6 +287,8 @@ class DeblendPipelineConfig(PipelineTaskConfig, pipelineConnections=DeblendPipel
         if self.numProcesses < 0:
             raise ValueError(f"numProcesses must be >= 0 (0: every core), got {self.numProcesses}")
         self.deblend_config()
+        if len(set(self.bands)) != len(self.bands) or not all(self.bands):
+            raise ValueError(f"bands must be distinct band names, got {list(self.bands)}")
 
 
 for _name, _field in deblend_config_fields().items():
@@ -179,9 +307,18 @@ class DeblendPipelineTask(PipelineTask):
 
     def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
         refs = {str(ref.dataId["band"]): ref for ref in inputRefs.coadds}
-        bands = sort_bands(refs)
-        coadds = [butlerQC.get(refs[band]) for band in bands]
         data_id = butlerQC.quantum.dataId
+        asked = list(self.config.bands)
+        if asked and any(b not in refs for b in asked):
+            name = self.config.connections.coadds
+            line = missing_bands_message(data_id, asked, refs, name, self.getName())
+            raise MissingBandsError(_missing_bands_error([line], asked, self.getName()))
+        bands = asked or sort_bands(refs)
+        self.log.info(
+            "Deblending tract %s patch %s in band(s) %s%s", data_id["tract"], data_id["patch"],
+            _comma(bands), "" if asked else " (every band of the quantum: bands is not set)",
+        )  # fmt: skip
+        coadds = [butlerQC.get(refs[band]) for band in bands]
         outputs = self.run(
             coadds,
             bands,
