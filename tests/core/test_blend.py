@@ -301,3 +301,42 @@ def test_component_validation():
         FactorizedComponent(("g", "r"), np.ones(1), morph, Box((5, 5)))
     with pytest.raises(ValueError, match="morph"):
         FactorizedComponent(("g",), np.ones(1), morph, Box((4, 5)))
+
+
+def test_fit_spectra_with_clip_is_the_nonnegative_least_squares_solution():
+    # Data = source A minus 0.3 x a broad component B: unconstrained least squares gives
+    # B a negative spectrum; the non-negative solution (scipy's NNLS on the dense design
+    # matrix, the reference) lowers A's flux instead of keeping the flux it had cancelled.
+    from scipy.optimize import nnls
+
+    psfs = synthetic_psfs(3)
+    renderer = NoDataObservation(psfs, None, BANDS, BOX)
+    a = FactorizedComponent(
+        BANDS,
+        np.array([20.0, 30.0, 25.0]),
+        radial_morph((15, 15), (7, 7), 1.5),
+        Box((15, 15), (ORIGIN[0] + 10, ORIGIN[1] + 12)),
+        (ORIGIN[0] + 17, ORIGIN[1] + 19),
+    )
+    b = FactorizedComponent(
+        BANDS,
+        np.array([8.0, 6.0, 4.0]),
+        radial_morph((25, 25), (12, 12), 5.0),
+        Box((25, 25), (ORIGIN[0] + 8, ORIGIN[1] + 10)),
+        (ORIGIN[0] + 20, ORIGIN[1] + 22),
+    )
+    true_a = a.spectrum.copy()
+    rendered = [Blend([Source([c])], renderer).get_model(convolve=True).data for c in (a, b)]
+    images = (rendered[0] - 0.3 * rendered[1]).astype(np.float32)
+    obs = Observation(images, np.ones_like(images), psfs=psfs, bands=BANDS, bbox=BOX)
+    design = [r / c.spectrum[:, None, None] for r, c in zip(rendered, (a, b))]
+    sources = [Source([a]), Source([b])]
+    Blend(sources, obs).fit_spectra(clip=False)
+    assert np.all(b.spectrum < 0)  # the unconstrained solution the old clip started from
+    Blend(sources, obs).fit_spectra(clip=True)
+    for k in range(len(BANDS)):
+        matrix = np.stack([d[k].ravel() for d in design], axis=1).astype(np.float64)
+        expected = nnls(matrix, images[k].ravel().astype(np.float64))[0]
+        assert expected[1] == 0 and 0 < expected[0] < 0.99 * true_a[k]
+        np.testing.assert_allclose(a.spectrum[k], expected[0], rtol=1e-4)
+        assert b.spectrum[k] <= b.floor * 1.0001

@@ -331,8 +331,13 @@ class Blend:
         Parameters
         ----------
         clip
-            Floor negative spectra at each component's floor (a component with a
-            negative flux is unphysical).
+            Non-negative spectra (a component with a negative flux is unphysical):
+            non-negative least squares in every band, then floored at each
+            component's floor. Clipping the unconstrained solution instead gives
+            neighbours of a zeroed component the flux they had cancelled against
+            it (bench/bench_accuracy.py, held-out seeds, S/N > 10: mean
+            |re-apportioned flux error| 0.272 -> 0.240 on vermilion.sim blends and
+            0.241 -> 0.204 on the GalSim scenes).
 
         Returns
         -------
@@ -392,6 +397,11 @@ class Blend:
             spectra[b] = 0
             if free.any():
                 sub = normal[b][np.ix_(free, free)]
+                if clip:
+                    solved = _nonnegative_solve(sub, rhs[b, free])
+                    if solved is not None:
+                        spectra[b, free] = solved
+                        continue
                 try:
                     spectra[b, free] = np.linalg.solve(sub, rhs[b, free])
                 except np.linalg.LinAlgError:
@@ -576,6 +586,44 @@ class Blend:
 
 def _is_int(value) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _nonnegative_solve(normal: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """``argmin_{x >= 0} x^T N x / 2 - r^T x`` from the normal equations ``(N, r)``.
+
+    Lawson and Hanson's active-set algorithm (as `scipy.optimize.nnls`, which needs the
+    design matrix and costs 0.15 s of import in every worker) on the ``k x k`` normal
+    equations. None when a subsystem is singular or it does not finish in ``3 k`` outer
+    steps (the caller then clips the unconstrained solution).
+    """
+    k = rhs.size
+    x = np.zeros(k)
+    active = np.zeros(k, dtype=bool)  # the components allowed to be positive
+    tol = 1e-12 * (float(np.abs(rhs).max()) + 1e-300)
+    for _ in range(3 * k):
+        grad = rhs - normal @ x
+        candidates = ~active & (grad > tol)
+        if not candidates.any():
+            return x
+        active[np.argmax(np.where(candidates, grad, -np.inf))] = True
+        for _ in range(3 * k):
+            z = np.zeros(k)
+            try:
+                z[active] = np.linalg.solve(normal[np.ix_(active, active)], rhs[active])
+            except np.linalg.LinAlgError:
+                return None
+            if np.all(z[active] > 0):
+                x = z
+                break
+            # step from x towards z until a component reaches 0; it leaves the active set
+            blocking = active & (z <= 0)
+            alpha = np.min(x[blocking] / (x[blocking] - z[blocking]))
+            x = x + alpha * (z - x)
+            active &= x > tol
+            x[~active] = 0
+        else:
+            return None
+    return None
 
 
 def _check_fit_arguments(max_iter, e_rel, min_iter, resize, keep_best) -> None:
