@@ -46,24 +46,34 @@ def _children(catalog):
     return catalog[np.asarray(catalog["parent"]) != 0]
 
 
-def test_flux_errors_have_unit_pulls(deblended):
+def test_flux_errors_have_unit_pulls():
+    # The pulls of ~80 children scatter in width by +-10% from one sky to the next
+    # (0.78 to 1.24 over seeds 1 to 6), so the test pools five skies (~400 children):
+    # the width's own error is then ~4%.
     from vermilion.sim import simulate_patch
 
-    sim, catalog, model_data = deblended
-    noiseless = simulate_patch(SHAPE, noise=False, **SIM)
-    truth = copy.deepcopy(catalog)
-    for b, band in enumerate(sim.bands):
-        update_catalog_footprints(
-            truth, copy.deepcopy(model_data), band, redistribute_image=noiseless.images[b]
-        )
-    children, true_children = _children(catalog), _children(truth)
-    assert len(children) > 60
-    for band in sim.bands:
-        flux = np.asarray(children[f"deblend_reapportionedFlux_{band}"], np.float64)
-        true = np.asarray(true_children[f"deblend_reapportionedFlux_{band}"], np.float64)
-        err = np.asarray(children[f"flux_err_{band}"])
-        assert np.all(err > 0)
-        pull = (flux - true) / err
+    pulls = {band: [] for band in SIM["bands"]}
+    for seed in (1, 2, 3, 4, 5):
+        config = {**SIM, "seed": seed}
+        sim = simulate_patch(SHAPE, **config)
+        parents = detect_sources(sim.images, sim.variance, sim.mask, sim.psfs, bands=sim.bands)
+        catalog, model_data = DeblendTask(workers=1, progress=False).run(sim, parents)
+        noiseless = simulate_patch(SHAPE, noise=False, **config)
+        truth = copy.deepcopy(catalog)
+        for b, band in enumerate(sim.bands):
+            update_catalog_footprints(
+                truth, copy.deepcopy(model_data), band, redistribute_image=noiseless.images[b]
+            )
+        children, true_children = _children(catalog), _children(truth)
+        for band in sim.bands:
+            flux = np.asarray(children[f"deblend_reapportionedFlux_{band}"], np.float64)
+            true = np.asarray(true_children[f"deblend_reapportionedFlux_{band}"], np.float64)
+            err = np.asarray(children[f"flux_err_{band}"])
+            assert np.all(err > 0)
+            pulls[band].append((flux - true) / err)
+    for band, parts in pulls.items():
+        pull = np.concatenate(parts)
+        assert pull.size > 300
         assert abs(_robust_width(pull) - 1) < 0.1, band
         assert abs(np.std(pull) - 1) < 0.1, band
 
