@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import vermilion.data
-from vermilion.core import Box, FactorizedComponent, Observation, Source
+from vermilion.core import Box, FactorizedComponent, Observation, Parameter, Source
 
 #: The real HSC blends ship with the package (vermilion.data).
 HSC_35 = vermilion.data.path("hsc_cosmos_35.npz")
@@ -66,3 +66,14 @@ def known_sources(bands: tuple[str, ...], origin: tuple[int, int] = (0, 0)) -> l
         peak = (box_origin[0] + local_peak[0], box_origin[1] + local_peak[1])
         sources.append(Source([FactorizedComponent(bands, spectrum, morph, box, peak)]))
     return sources
+
+
+class Recorder(Parameter):
+    """A parameter that keeps the gradients it is handed and never moves."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        super().__init__(x)
+        self.grads: list[np.ndarray] = []
+
+    def update(self, it: int, input_grad: np.ndarray, *args) -> None:
+        self.grads.append(np.array(input_grad, dtype=np.float64, copy=True))

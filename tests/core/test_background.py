@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 import pytest
-from core_helpers import radial_morph, synthetic_psfs
+from core_helpers import Recorder, radial_morph, synthetic_psfs
 
 from vermilion.core import (
     BackgroundComponent,
@@ -21,7 +21,6 @@ from vermilion.core import (
     Box,
     FactorizedComponent,
     Observation,
-    Parameter,
     Source,
     init_adaprox_component,
     init_all_sources,
@@ -34,17 +33,6 @@ SHAPE = (40, 44)
 PEAKS = ((14, 15), (25, 29))
 SPECTRA = (np.array([30.0, 50.0, 40.0]), np.array([20.0, 10.0, 5.0]))
 SCALES = (3.0, 2.0)
-
-
-class Recorder(Parameter):
-    """A parameter that keeps the gradients it is handed and never moves."""
-
-    def __init__(self, x: np.ndarray) -> None:
-        super().__init__(x)
-        self.grads: list[np.ndarray] = []
-
-    def update(self, it: int, input_grad: np.ndarray, *args) -> None:
-        self.grads.append(np.array(input_grad, dtype=np.float64, copy=True))
 
 
 def _truth() -> np.ndarray:

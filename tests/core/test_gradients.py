@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from core_helpers import radial_morph, synthetic_psfs
+from core_helpers import Recorder, radial_morph, synthetic_psfs
 
-from vermilion.core import Blend, Box, FactorizedComponent, Observation, Parameter, Source
+from vermilion.core import Blend, Box, FactorizedComponent, Observation, Source
 from vermilion.core.bbox import overlapped_slices
 
 BANDS = ("g", "r", "i")
 SHAPE = (34, 40)
-
-
-class Recorder(Parameter):
-    """A parameter that keeps the gradients it is handed and never moves."""
-
-    def __init__(self, x: np.ndarray) -> None:
-        super().__init__(x)
-        self.grads: list[np.ndarray] = []
-
-    def update(self, it: int, input_grad: np.ndarray, *args) -> None:
-        self.grads.append(np.array(input_grad, dtype=np.float64, copy=True))
 
 
 @pytest.fixture(scope="module")

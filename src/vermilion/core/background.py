@@ -25,7 +25,6 @@ import numpy as np
 
 from .bbox import Box
 from .component import Component
-from .image import Image
 from .parameters import Parameter, parameter
 
 __all__ = ["BackgroundComponent"]
@@ -166,16 +165,6 @@ class BackgroundComponent(Component):
             np.sum(sw * level**2 - 2 * level * swd + swdd)
         )
         return grad, 0.5 * loss
-
-    def get_model(self) -> Image:
-        """The flat model on the box.
-
-        Returns
-        -------
-        Image
-            ``(bands, h, w)``.
-        """
-        return Image(self.model_array(), self.bands, self.bbox.origin)
 
     def model_array(self) -> np.ndarray:
         """``level`` on every pixel of the box.

@@ -49,7 +49,6 @@ class Component(ABC):
         """``(bands, h, w)`` of the model."""
         return (len(self.bands), *self.bbox.shape)
 
-    @abstractmethod
     def get_model(self) -> Image:
         """The model on its box.
 
@@ -58,7 +57,9 @@ class Component(ABC):
         Image
             ``(bands, h, w)`` at the origin of `bbox`.
         """
+        return Image(self.model_array(), self.bands, self.bbox.origin)
 
+    @abstractmethod
     def model_array(self) -> np.ndarray:
         """The model as a ``(bands, h, w)`` array on `bbox` (no Image wrapper).
 
@@ -67,7 +68,6 @@ class Component(ABC):
         numpy.ndarray
             The model's pixels.
         """
-        return self.get_model().data
 
     @abstractmethod
     def update(self, it: int, input_grad: np.ndarray) -> None:
@@ -216,16 +216,6 @@ class FactorizedComponent(Component):
     def parameters(self) -> list[Parameter]:
         """``[spectrum, morph]`` parameters."""
         return [self._spectrum, self._morph]
-
-    def get_model(self) -> Image:
-        """The model ``spectrum * morph`` on its box.
-
-        Returns
-        -------
-        Image
-            ``(bands, h, w)``.
-        """
-        return Image(self.model_array(), self.bands, self.bbox.origin)
 
     def model_array(self) -> np.ndarray:
         """The model ``spectrum[:, None, None] * morph[None]``.
@@ -384,16 +374,6 @@ class CubeComponent(Component):
     def parameters(self) -> list[Parameter]:
         """``[model]`` parameter."""
         return [self._model]
-
-    def get_model(self) -> Image:
-        """The model on its box.
-
-        Returns
-        -------
-        Image
-            ``(bands, h, w)``.
-        """
-        return Image(self._model.x, self.bands, self.bbox.origin)
 
     def model_array(self) -> np.ndarray:
         """The model values.
