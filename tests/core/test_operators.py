@@ -257,3 +257,22 @@ def test_component_prox_morph():
     expected /= expected.max()
     np.testing.assert_array_equal(out, expected)
     assert 0 < (out > 0).sum() < out.size
+
+
+def test_prox_thin_zeroes_exactly_the_thin_pixels():
+    # the compiled pruning against the scipy.ndimage definition of `thin_pixels`
+    from vermilion.core.operators import prox_monotonic, prox_thin, thin_pixels
+
+    rng = np.random.default_rng(7)
+    for k in range(400):
+        h, w = (int(v) for v in rng.integers(3, 30, 2))
+        keep = rng.uniform(size=(h, w)) < rng.uniform(0.3, 0.9)
+        morph = (rng.uniform(size=(h, w)) * keep).astype(np.float32)
+        peak = (int(rng.integers(h)), int(rng.integers(w)))
+        morph[peak] = 2
+        if k % 2:
+            morph = prox_monotonic(morph, peak, 0.5)
+        expected = thin_pixels(morph, peak)
+        pruned = prox_thin(morph.copy(), peak)
+        np.testing.assert_array_equal((morph > 0) & (pruned == 0), expected)
+        np.testing.assert_array_equal(pruned[~expected], morph[~expected])

@@ -17,6 +17,7 @@ from .operators import (
     prox_connected,
     prox_monotonic,
     prox_sparsity,
+    prox_thin,
 )
 from .parameters import Parameter, parameter
 
@@ -157,6 +158,11 @@ class FactorizedComponent(Component):
         The slack applies only where the model is brighter than ``slack_floor`` times
         the noise rms (in the band where that is faintest relative to the spectrum);
         fainter isophotes are strictly monotonic, so they cannot grow tendrils.
+    prune_thin
+        Zero the morphology's tendrils at every proximal step (`prox_thin`: pixels in no
+        2 x 2 block of the support, and pieces cut off from the peak). The
+        initialization turns it on for faint and compact sources, whose models otherwise
+        grow one-pixel filaments along the noise.
     fit_radius
         The peak may move this far (pixels) from its initial position to the local maximum.
     padding
@@ -178,6 +184,7 @@ class FactorizedComponent(Component):
         monotonic: bool = True,
         monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
         slack_floor: float = DEFAULT_SLACK_FLOOR,
+        prune_thin: bool = False,
         fit_radius: int = 1,
         padding: int = 5,
         connected: bool = False,
@@ -197,6 +204,7 @@ class FactorizedComponent(Component):
         self.monotonic = monotonic
         self.monotonic_slack = checked_slack(monotonic_slack)
         self.slack_floor = float(slack_floor)
+        self.prune_thin = bool(prune_thin)
         self.fit_radius = fit_radius
         self.padding = padding
         self.connected = connected
@@ -280,7 +288,8 @@ class FactorizedComponent(Component):
         numpy.ndarray
             The morphology made monotonic (when ``monotonic``, about the peak, which may
             move within ``fit_radius``), sparse above the background threshold,
-            connected to the peak (when ``connected``), at least ``floor`` at the peak
+            connected to the peak (when ``connected``), without tendrils (when
+            ``prune_thin``), at least ``floor`` at the peak
             and normalised to a maximum of 1.
         """
         oy, ox = self.bbox.origin
@@ -301,6 +310,8 @@ class FactorizedComponent(Component):
             prox_sparsity(morph, 0.0)
         if self.connected:
             prox_connected(morph, self._local_peak())
+        if self.prune_thin:
+            morph = prox_thin(morph, self._local_peak())
         peak = self._local_peak()
         if morph[peak] < self.floor:
             morph[peak] = self.floor

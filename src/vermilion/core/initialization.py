@@ -158,6 +158,9 @@ class Chi2InitParameters:
     faint_snr, faint_radius
         Peaks of detection S/N between ``min_snr`` and ``faint_snr`` start extended, but
         cut to the disk of radius ``faint_radius`` pixels about the peak (0: no cut).
+    prune_faint
+        Sources below ``faint_snr`` (and compact ones) drop their tendrils at every
+        proximal step (`FactorizedComponent.prune_thin`).
     """
 
     def __init__(
@@ -178,6 +181,7 @@ class Chi2InitParameters:
         monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
         faint_snr: float = DEFAULT_FAINT_SNR,
         faint_radius: float = DEFAULT_FAINT_RADIUS,
+        prune_faint: bool = True,
     ) -> None:
         if not getattr(observation, "has_data", True):
             raise ValueError("Cannot initialize sources on an observation without image data")
@@ -209,6 +213,7 @@ class Chi2InitParameters:
         self.monotonic_slack = checked_slack(monotonic_slack)
         self.faint_snr = float(faint_snr)
         self.faint_radius = float(faint_radius)
+        self.prune_faint = bool(prune_faint)
 
 
 def _as_pixel(center) -> tuple[int, ...]:
@@ -308,6 +313,7 @@ def init_compact_source(center: tuple[int, int], init: Chi2InitParameters) -> So
         bg_rms=obs.noise_rms,
         bg_thresh=init.bg_thresh,
         monotonic_slack=init.monotonic_slack,
+        prune_thin=init.prune_faint,
     )
     return Source([comp], {"peak": (cy, cx)})
 
@@ -373,6 +379,7 @@ def init_main_source(center: tuple[int, int], init: Chi2InitParameters) -> Sourc
         "bg_rms": obs.noise_rms,
         "bg_thresh": init.bg_thresh,
         "monotonic_slack": init.monotonic_slack,
+        "prune_thin": init.prune_faint and snr < init.faint_snr,
     }
     if init.max_components == 1:
         comps = [FactorizedComponent(obs.bands, spectrum, morph, box, (cy, cx), **kwargs)]

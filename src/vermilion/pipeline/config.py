@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vermilion.core.masks import MASK_PLANES
+from vermilion.core.operators import DEFAULT_MONOTONIC_SLACK
 from vermilion.io.metadata import RECORDED_CONFIG_KEY
 
 __all__ = [
@@ -193,7 +194,7 @@ class DeblendConfig:
     backgroundThresh: float = 0.25
     maxProxIter: int = 1
     resizeFrequency: int = 10
-    monotonicSlack: float = 0.5
+    monotonicSlack: float = DEFAULT_MONOTONIC_SLACK
     modelPsfSigma: float = 0.8
     modelPsfSize: int = 11
     minSNR: float = 10.0
