@@ -144,6 +144,18 @@ def find_peak(morph: np.ndarray, peak: tuple[int, int], radius: int) -> tuple[in
     return peak
 
 
+def _compiled_input(morph: np.ndarray, peak) -> tuple[np.ndarray, tuple, tuple]:
+    """``morph`` as the compiled operators take it (float32, C order, writeable: a copy
+    only when it is not), its shape, and the peak checked to lie inside it."""
+    if morph.dtype != np.float32 or not morph.flags.c_contiguous or not morph.flags.writeable:
+        morph = np.array(morph, dtype=np.float32, order="C")
+    h, w = morph.shape
+    py, px = int(peak[0]), int(peak[1])
+    if not (0 <= py < h and 0 <= px < w):
+        raise ValueError(f"peak {peak} is outside the morphology of shape {morph.shape}")
+    return morph, (h, w), (py, px)
+
+
 def prox_monotonic(
     morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0, slack_min: float = 0.0
 ) -> np.ndarray:
@@ -179,12 +191,7 @@ def prox_monotonic(
         The projected morphology.
     """
     slack = checked_slack(slack)
-    if morph.dtype != np.float32 or not morph.flags.c_contiguous:
-        morph = np.ascontiguousarray(morph, dtype=np.float32)
-    h, w = morph.shape
-    py, px = int(peak[0]), int(peak[1])
-    if not (0 <= py < h and 0 <= px < w):
-        raise ValueError(f"peak {peak} is outside the morphology of shape {morph.shape}")
+    morph, (h, w), (py, px) = _compiled_input(morph, peak)
     tables = get_monotonicity_tables(max(py, h - 1 - py, px, w - 1 - px))
     _operators.monotonic_project(
         morph,
@@ -267,12 +274,7 @@ def prox_thin(morph: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
     numpy.ndarray
         The pruned morphology (``morph`` itself when it could work in place).
     """
-    if morph.dtype != np.float32 or not morph.flags.c_contiguous or not morph.flags.writeable:
-        morph = np.ascontiguousarray(morph, dtype=np.float32)
-    h, w = morph.shape
-    py, px = int(peak[0]), int(peak[1])
-    if not (0 <= py < h and 0 <= px < w):
-        raise ValueError(f"peak {peak} is outside the morphology of shape {morph.shape}")
+    morph, (h, w), (py, px) = _compiled_input(morph, peak)
     _operators.prune_thin(morph, h, w, py, px)
     return morph
 
