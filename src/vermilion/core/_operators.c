@@ -11,7 +11,7 @@
 static const int NBR_Y[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
 static const int NBR_X[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
 
-/* monotonic_project(morph, h, w, py, px, order_dy, order_dx, weights, S[, slack[, slack_min]])
+/* monotonic_project(morph, h, w, py, px, order_dy, order_dx, weights, S[, slack])
  *
  * morph: float32 (h, w), C-contiguous, modified in place.
  * order_dy/order_dx: int32 offsets from the peak sorted by distance (the
@@ -21,15 +21,14 @@ static const int NBR_X[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
  * Every pixel, visited from the peak outwards, is lowered to a reference
  * value of its already visited closer neighbours when brighter than it: their
  * weighted mean, moved the fraction slack (0 to 1, default 0) of the way to
- * their maximum; where that weighted mean is below slack_min (default 0) the
- * slack is 0 (faint isophotes follow the strict weighted monotonicity).
+ * their maximum.
  */
 static PyObject *monotonic_project(PyObject *self, PyObject *args) {
     Py_buffer morph, ody, odx, wts;
     int h, w, py, px, S;
-    float slack = 0.0f, slack_min = 0.0f;
-    if (!PyArg_ParseTuple(args, "w*iiiiy*y*y*i|ff", &morph, &h, &w, &py, &px, &ody, &odx, &wts,
-                          &S, &slack, &slack_min))
+    float slack = 0.0f;
+    if (!PyArg_ParseTuple(args, "w*iiiiy*y*y*i|f", &morph, &h, &w, &py, &px, &ody, &odx, &wts,
+                          &S, &slack))
         return NULL;
     PyObject *result = NULL;
     const Py_ssize_t G = 2 * (Py_ssize_t)S + 1;
@@ -83,7 +82,7 @@ static PyObject *monotonic_project(PyObject *self, PyObject *args) {
             }
             if (wsum > 0.0f) {
                 mean /= wsum;
-                ref = (slack_min <= 0.0f || mean >= slack_min) ? mean + slack * (vmax - mean) : mean;
+                ref = mean + slack * (vmax - mean);
                 if (m[y * w + x] > ref) m[y * w + x] = ref;
             }
         }

@@ -11,7 +11,6 @@ from .bbox import Box
 from .image import Image
 from .operators import (
     DEFAULT_MONOTONIC_SLACK,
-    DEFAULT_SLACK_FLOOR,
     checked_slack,
     find_peak,
     prox_connected,
@@ -154,10 +153,6 @@ class FactorizedComponent(Component):
     monotonic_slack
         How strict that projection is, from 0 (scarlet's weighted monotonicity) to
         1 (no pixel brighter than its brightest closer neighbour); see `prox_monotonic`.
-    slack_floor
-        The slack applies only where the model is brighter than ``slack_floor`` times
-        the noise rms (in the band where that is faintest relative to the spectrum);
-        fainter isophotes are strictly monotonic, so they cannot grow tendrils.
     prune_thin
         Zero the morphology's tendrils at every proximal step (`prox_thin`: pixels in no
         2 x 2 block of the support, and pieces cut off from the peak). The
@@ -183,7 +178,6 @@ class FactorizedComponent(Component):
         floor: float = 1e-20,
         monotonic: bool = True,
         monotonic_slack: float = DEFAULT_MONOTONIC_SLACK,
-        slack_floor: float = DEFAULT_SLACK_FLOOR,
         prune_thin: bool = False,
         fit_radius: int = 1,
         padding: int = 5,
@@ -203,7 +197,6 @@ class FactorizedComponent(Component):
         self.floor = floor
         self.monotonic = monotonic
         self.monotonic_slack = checked_slack(monotonic_slack)
-        self.slack_floor = float(slack_floor)
         self.prune_thin = bool(prune_thin)
         self.fit_radius = fit_radius
         self.padding = padding
@@ -266,15 +259,6 @@ class FactorizedComponent(Component):
     def _local_peak(self) -> tuple[int, int]:
         return (self.peak[0] - self.bbox.origin[0], self.peak[1] - self.bbox.origin[1])
 
-    def _slack_min(self) -> float:
-        """Morphology value below which the monotonicity is strict (no slack)."""
-        level = self.slack_floor
-        if not level or self.bg_rms is None or not np.any(self.bg_rms > 0):
-            return 0.0
-        with np.errstate(divide="ignore"):
-            value = level * float(np.min(self.bg_rms / self.spectrum))
-        return value if np.isfinite(value) else 0.0
-
     def prox_morph(self, morph: np.ndarray) -> np.ndarray:
         """Proximal operator of the morphology (in place where possible).
 
@@ -299,9 +283,7 @@ class FactorizedComponent(Component):
             if 0 <= iy < h and 0 <= ix < w:
                 py, px = find_peak(morph, (iy, ix), self.fit_radius)
                 self.peak = (py + oy, px + ox)
-            morph = prox_monotonic(
-                morph, self._local_peak(), self.monotonic_slack, self._slack_min()
-            )
+            morph = prox_monotonic(morph, self._local_peak(), self.monotonic_slack)
         if self.bg_rms is not None and self.bg_thresh is not None and np.any(self.bg_rms > 0):
             with np.errstate(divide="ignore"):
                 thresh = self.bg_thresh * np.min(self.bg_rms / self.spectrum)

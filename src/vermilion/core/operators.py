@@ -30,9 +30,6 @@ __all__ = [
 # <= 40 iterations at >= -9680 at e_rel 1e-2), with the fluxes of both scene families as
 # accurate as at 0.5.
 DEFAULT_MONOTONIC_SLACK = 0.75
-# Off by default: on the HSC blend any floor (1 or 3 noise rms) costs more likelihood than
-# the goals allow (e_rel 1e-2: logL -10467 at 1, against >= -9680 required).
-DEFAULT_SLACK_FLOOR = 0.0
 
 
 def checked_slack(slack: float) -> float:
@@ -156,9 +153,7 @@ def _compiled_input(morph: np.ndarray, peak) -> tuple[np.ndarray, tuple, tuple]:
     return morph, (h, w), (py, px)
 
 
-def prox_monotonic(
-    morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0, slack_min: float = 0.0
-) -> np.ndarray:
+def prox_monotonic(morph: np.ndarray, peak: tuple[int, int], slack: float = 0.0) -> np.ndarray:
     """Project ``morph`` (2D, in place when float32 and contiguous) to be monotonic about ``peak``.
 
     Every pixel, visited in order of distance from the peak, is lowered to a
@@ -180,10 +175,6 @@ def prox_monotonic(
         ``(y, x)`` in ``morph``.
     slack
         Allowed relative rise, in [0, 1].
-    slack_min
-        The slack applies only where the weighted mean of the closer neighbours is at
-        least this; fainter pixels get the strict weighted monotonicity (so that faint
-        isophotes cannot grow one-pixel ridges along the noise).
 
     Returns
     -------
@@ -204,7 +195,6 @@ def prox_monotonic(
         tables.weights,
         tables.radius,
         slack,
-        float(slack_min),
     )
     return morph
 
