@@ -253,9 +253,10 @@ class TestFitBookkeeping:
         # ... and it did not stop earlier (after min_iter).
         for k in range(6, len(loss) - 1):
             assert abs(loss[k] - loss[k - 1]) >= 1e-2 * abs(loss[k])
-        # max_iter reached without convergence
+        # max_iter reached without convergence (the logL still moves by more than 1e-2
+        # between iterations 3 and 5 of this fit)
         again = Blend(init_all_sources(obs, hsc_centers), obs).parameterize(init_adaprox_component)
-        assert again.fit(7, e_rel=1e-2, min_iter=3)[0] == 7 and not again.converged
+        assert again.fit(5, e_rel=1e-2, min_iter=3)[0] == 5 and not again.converged
 
     def test_fista_parameterization_fits(self, hsc, hsc_centers):
         obs = hsc_observation(hsc)
