@@ -191,3 +191,27 @@ def test_no_tendrils_on_the_demo_sky():
     # 1000 px sky: mean 0.037, max 0.39, 53 of 239 sources above 0.05)
     assert fractions.size > 40
     assert fractions.mean() < 0.002 and fractions.max() < 0.05
+
+
+def test_rebuilt_sources_get_back_the_pruning_of_their_initialization():
+    # A stored model does not keep prune_thin; restore_tendril_pruning applies the init's
+    # rule again (faint: detection S/N < 50, compact: < 10) and must give the same flags.
+    from vermilion.core import restore_tendril_pruning
+
+    flags, restored = [], []
+    for patch in _scenes():
+        centers = []
+        for r in patch.truth_array:
+            c = (round(r["y"]), round(r["x"]))
+            if r["snr"] > 5 and c not in centers and patch.bbox.contains(c):
+                centers.append(c)
+        obs = Observation(patch.images, patch.variance, psfs=patch.psfs, bands=patch.bands)
+        sources = init_all_sources(obs, centers)
+        flags += [c.prune_thin for s in sources for c in s.components]
+        for s in sources:
+            for c in s.components:
+                c.prune_thin = False  # as rebuilt from a stored model
+        restore_tendril_pruning(sources, obs)
+        restored += [c.prune_thin for s in sources for c in s.components]
+    assert restored == flags
+    assert 0 < sum(flags) < len(flags)  # both faint and bright sources in the scenes

@@ -128,6 +128,26 @@ def test_a_restart_with_zero_iterations_keeps_the_stored_model(repo, loader):
     assert restarted.log_likelihood == pytest.approx(repo["finals"][pid]["logL"], rel=1e-6)
 
 
+def test_a_restart_prunes_tendrils_as_the_first_fit_did(repo, loader):
+    """Stored models do not keep which sources prune their tendrils; a restart knows again."""
+    from vermilion.core import Chi2InitParameters, init_main_source
+
+    flags = []
+    for pid in loader.parent_ids()[:6]:
+        blend, _ = loader.load(pid)
+        assert not any(c.prune_thin for s in blend.sources for c in s.components)  # as stored
+        config = restart_config(blend.metadata["model_data"])
+        restarted = warm_restart(blend, config, max_iter=0)
+        init = Chi2InitParameters(blend.observation, min_snr=config.init_min_snr)
+        for source in restarted.sources:
+            fresh = init_main_source(source.components[0].peak, init)
+            assert {c.prune_thin for c in source.components} == {
+                c.prune_thin for c in fresh.components
+            }
+        flags += [c.prune_thin for s in restarted.sources for c in s.components]
+    assert any(flags) and not all(flags)  # faint and bright sources among them
+
+
 def test_refit_saved_into_a_new_run_leaves_the_original(repo, loader):
     from vermilion.repo import open_repo
 

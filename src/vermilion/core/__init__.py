@@ -17,6 +17,7 @@ from .initialization import (
     init_fista_component,
     init_main_source,
     parameterize_sources,
+    restore_tendril_pruning,
 )
 from .masks import MASK_PLANES, mask_bits
 from .measure import tendril_fraction, weight_sources
@@ -81,6 +82,7 @@ __all__ = [
     "prox_monotonic",
     "prox_sparsity",
     "relative_step",
+    "restore_tendril_pruning",
     "tendril_fraction",
     "weight_sources",
 ]

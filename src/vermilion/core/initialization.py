@@ -51,6 +51,7 @@ __all__ = [
     "init_fista_component",
     "init_main_source",
     "parameterize_sources",
+    "restore_tendril_pruning",
     "symmetric_morphology",
 ]
 
@@ -656,6 +657,48 @@ def init_fista_component(
         component.morph.astype(np.float32), morph_step, prox=component.prox_morph
     )
     return component
+
+
+def restore_tendril_pruning(
+    sources: Sequence[Source],
+    observation: Observation,
+    faint_snr: float = DEFAULT_FAINT_SNR,
+    min_snr: float = DEFAULT_MIN_SNR,
+) -> list[Source]:
+    """Give rebuilt sources the tendril pruning their initialization gave them.
+
+    A stored model does not keep `FactorizedComponent.prune_thin`; this applies the rule
+    of `init_main_source` again on the observation: a component prunes its tendrils when
+    the deconvolved detection image at its peak is below ``faint_snr`` (a faint source)
+    or below ``min_snr`` (a compact one); every other factorized component does not.
+
+    Parameters
+    ----------
+    sources
+        Sources rebuilt on ``observation`` (sources added since keep their own setting
+        only when it agrees with the rule).
+    observation
+        The observation, with image data.
+    faint_snr, min_snr
+        As `Chi2InitParameters`.
+
+    Returns
+    -------
+    list of Source
+        The same sources.
+    """
+    detect = deconvolved_detection_image(observation)
+    limit = max(float(faint_snr), float(min_snr))
+    oy, ox = observation.bbox.origin
+    h, w = detect.shape
+    for source in sources:
+        for component in source.components:
+            if not isinstance(component, FactorizedComponent):
+                continue
+            y, x = component.peak[0] - oy, component.peak[1] - ox
+            if 0 <= y < h and 0 <= x < w:
+                component.prune_thin = bool(detect[y, x] < limit)
+    return list(sources)
 
 
 def parameterize_sources(

@@ -429,7 +429,9 @@ def warm_restart(
     The seed's steps: ``parameterize_sources(blend.sources, blend.observation,
     partial(init_adaprox_component, bg_thresh=config.backgroundThresh,
     max_prox_iter=config.maxProxIter))``, ``Blend(sources, blend.observation)``,
-    ``fit(max_iter, e_rel=e_rel, min_iter=min_iter)`` and ``weight_sources``.
+    ``fit(max_iter, e_rel=e_rel, min_iter=min_iter)`` and ``weight_sources``. Faint and
+    compact sources prune their tendrils again, as when they were first fitted
+    (`vermilion.core.restore_tendril_pruning`).
 
     Parameters
     ----------
@@ -450,7 +452,12 @@ def warm_restart(
     vermilion.core.Blend
         A new blend on the same observation (metadata kept).
     """
-    from vermilion.core import Blend, parameterize_sources, weight_sources
+    from vermilion.core import (
+        Blend,
+        parameterize_sources,
+        restore_tendril_pruning,
+        weight_sources,
+    )
 
     config = DeblendConfig.coerce(config)
     if not getattr(blend.observation, "has_data", True):
@@ -458,6 +465,8 @@ def warm_restart(
             "cannot refit a render-only blend: rebuild it with the exposure "
             "(load_blend(..., with_exposure=True))"
         )
+    # stored models do not keep which sources prune their tendrils: the init's rule again
+    restore_tendril_pruning(blend.sources, blend.observation, min_snr=config.init_min_snr)
     sources = parameterize_sources(blend.sources, blend.observation, config.parameterization())
     background = getattr(blend, "background", None)
     if background is not None:  # a fitted sky (background="fit") goes on with the sources
