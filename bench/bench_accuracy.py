@@ -17,8 +17,8 @@ neighbours' true noiseless images subtracted from the same noisy image): the iso
 reference, so that the blended-to-isolated ratio is visible.
 
 Seeds looked at while tuning besides the tuning sets (never the held-out ones): GalSim
-500-659 and 1000-1199, `sim_scenes` seeds 3000 and 11000; checked once per change, never
-tuned on: GalSim 600-679 and 20000-20199, `sim_scenes` seeds 5000 and 7000.
+500-539 and 1000-1199, `sim_scenes` seeds 3000 and 11000; only checked, once per change:
+GalSim 540-679 and 20000-20199, `sim_scenes` seeds 5000 and 7000.
 
 Printed per family and seed set: median and mean |relative flux error| of the re-apportioned
 and of the model fluxes, median |colour error| (mag, adjacent bands), median centroid error
