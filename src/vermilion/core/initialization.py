@@ -675,8 +675,8 @@ def restore_tendril_pruning(
     Parameters
     ----------
     sources
-        Sources rebuilt on ``observation`` (sources added since keep their own setting
-        only when it agrees with the rule).
+        Sources rebuilt on ``observation``; a source added since (by `init_main_source`
+        on the same observation) gets the flag it already has.
     observation
         The observation, with image data.
     faint_snr, min_snr
