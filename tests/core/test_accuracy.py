@@ -39,19 +39,24 @@ def _scenes():
     return out
 
 
+def _truth_peaks(patch) -> tuple[list[tuple[int, int]], list[int]]:
+    """The rounded true centres of the sources with S/N > 5 (one per pixel), and their rows."""
+    centers, rows = [], []
+    for k, row in enumerate(patch.truth_array):
+        c = (round(row["y"]), round(row["x"]))
+        if row["snr"] > 5 and c not in centers and patch.bbox.contains(c):
+            centers.append(c)
+            rows.append(k)
+    return centers, rows
+
+
 def _flux_errors(
     min_snr: float, min_model: float, bulge_fraction: float = DEFAULT_BULGE_FRACTION
 ) -> np.ndarray:
     """|re-apportioned / true - 1| of every (source, band) with S/N > 10 of the scenes."""
     errors = []
     for patch in _scenes():
-        truth = patch.truth_array
-        centers, rows = [], []
-        for k, row in enumerate(truth):
-            c = (round(row["y"]), round(row["x"]))
-            if row["snr"] > 5 and c not in centers and patch.bbox.contains(c):
-                centers.append(c)
-                rows.append(k)
+        centers, rows = _truth_peaks(patch)
         obs = Observation(patch.images, patch.variance, psfs=patch.psfs, bands=patch.bands)
         sources = init_all_sources(obs, centers, min_snr=min_snr, bulge_fraction=bulge_fraction)
         blend = Blend(sources, obs)
@@ -146,11 +151,7 @@ def test_reapportioned_fluxes_and_unassigned_flux_add_up_to_the_image(min_model)
 def _fitted_tendrils(patch, former: bool) -> np.ndarray:
     """Tendril fractions of a fitted scene: this engine, or (``former``) the one before
     tendrils were pruned (monotonicity slack 0.5, no source pruned)."""
-    centers = []
-    for r in patch.truth_array:
-        c = (round(r["y"]), round(r["x"]))
-        if r["snr"] > 5 and c not in centers and patch.bbox.contains(c):
-            centers.append(c)
+    centers, _ = _truth_peaks(patch)
     slack = 0.5 if former else DEFAULT_MONOTONIC_SLACK
     obs = Observation(patch.images, patch.variance, psfs=patch.psfs, bands=patch.bands)
     sources = init_all_sources(obs, centers, monotonic_slack=slack)
@@ -200,11 +201,7 @@ def test_rebuilt_sources_get_back_the_pruning_of_their_initialization():
 
     flags, restored = [], []
     for patch in _scenes():
-        centers = []
-        for r in patch.truth_array:
-            c = (round(r["y"]), round(r["x"]))
-            if r["snr"] > 5 and c not in centers and patch.bbox.contains(c):
-                centers.append(c)
+        centers, _ = _truth_peaks(patch)
         obs = Observation(patch.images, patch.variance, psfs=patch.psfs, bands=patch.bands)
         sources = init_all_sources(obs, centers)
         flags += [c.prune_thin for s in sources for c in s.components]
